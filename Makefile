@@ -1,0 +1,57 @@
+# The two commands a user needs: `make run` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_PORT ?= 9092
+export KAFKA_PORT
+export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
+
+.PHONY: help venv kafka kafka-stop worker run test unit e2e lint typecheck bench clean
+
+help:
+	@echo "make run        set up, start Kafka and the worker, feed sample traffic, show awards"
+	@echo "make test       set up, start Kafka, lint, type-check and run the whole test suite"
+	@echo "make bench      benchmark: client ceiling, framework ceiling, this worker"
+	@echo "make kafka      start the local single-node Kafka (KRaft) on 127.0.0.1:\$$KAFKA_PORT"
+	@echo "make kafka-stop stop it"
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+kafka:
+	@bash deploy/kafka/kafka.sh start
+
+kafka-stop:
+	@bash deploy/kafka/kafka.sh stop
+
+worker: venv kafka
+	$(BIN)/stream worker
+
+run: venv kafka
+	$(BIN)/stream demo
+
+lint: venv
+	$(BIN)/ruff check stream tests bench
+	$(BIN)/ruff format --check stream tests bench
+
+typecheck: venv
+	$(BIN)/mypy stream
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test: venv kafka lint typecheck
+	$(BIN)/pytest -q -ra
+
+bench: venv kafka
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) data .cache/kafka-data
