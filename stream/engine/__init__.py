@@ -1,0 +1,1 @@
+"""The rule engine: events and state in, awards and new state out. Pure Python, no Kafka."""

@@ -1,0 +1,76 @@
+"""Map event times to calendar periods in one time zone.
+
+Days are local calendar days, weeks are ISO weeks starting Monday, months are calendar months.
+Faust's own windows are aligned to the Unix epoch in UTC, so periods are computed here instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+LIFETIME = "lifetime"
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One local calendar day, with the names of the periods it belongs to."""
+
+    name: str  # 2026-11-23
+    week: str  # 2026-W48
+    month: str  # 2026-11
+    start_ms: int
+    end_ms: int  # exclusive
+    week_end_ms: int
+    month_end_ms: int
+    ordinal: int  # date.toordinal(), consecutive days differ by 1
+
+
+class Calendar:
+    """Resolve epoch milliseconds to the local day, ISO week and month of a time zone."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+        self._last: Day | None = None
+        self._by_ordinal: dict[int, Day] = {}
+
+    def day_of(self, ts_ms: int) -> Day:
+        """Return the local day containing ``ts_ms``."""
+        last = self._last
+        if last is not None and last.start_ms <= ts_ms < last.end_ms:
+            return last
+        local = datetime.fromtimestamp(ts_ms / 1000, self.zone).date()
+        day = self.day_for_date(local)
+        self._last = day
+        return day
+
+    def day_for_date(self, local: date) -> Day:
+        """Return the Day of a local calendar date."""
+        ordinal = local.toordinal()
+        day = self._by_ordinal.get(ordinal)
+        if day is None:
+            if len(self._by_ordinal) > 4096:
+                self._by_ordinal.clear()
+            day = self._build(local)
+            self._by_ordinal[ordinal] = day
+        return day
+
+    def _start_ms(self, local: date) -> int:
+        return int(datetime(local.year, local.month, local.day, tzinfo=self.zone).timestamp() * 1000)
+
+    def _build(self, local: date) -> Day:
+        iso = local.isocalendar()
+        next_day = local + timedelta(days=1)
+        next_week = local + timedelta(days=8 - iso.weekday)
+        next_month = date(local.year + local.month // 12, local.month % 12 + 1, 1)
+        return Day(
+            name=local.isoformat(),
+            week=f"{iso.year}-W{iso.week:02d}",
+            month=f"{local.year}-{local.month:02d}",
+            start_ms=self._start_ms(local),
+            end_ms=self._start_ms(next_day),
+            week_end_ms=self._start_ms(next_week),
+            month_end_ms=self._start_ms(next_month),
+            ordinal=local.toordinal(),
+        )

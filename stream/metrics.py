@@ -1,0 +1,30 @@
+"""Define the worker's own Prometheus metrics.
+
+Faust's sensors (consumer lag, commit latency, table sizes...) are exposed beside these on /metrics.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "stream_events", "Input records processed, by topic and outcome", ["topic", "outcome"]
+)
+IGNORED = Counter("stream_events_ignored", "Events that counted for nothing, by reason", ["reason"])
+AWARDS = Counter("stream_awards", "Awards emitted, by rule (or badge) and kind", ["rule", "kind"])
+POINTS = Counter("stream_points", "Points granted, by rule", ["rule"])
+DEADLETTERS = Counter("stream_deadletters", "Records sent to the dead-letter topic, by reason", ["reason"])
+LATENCY = Histogram(
+    "stream_event_to_award_seconds",
+    "From the input record's timestamp to the award acknowledged by Kafka",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+BATCH_SECONDS = Histogram(
+    "stream_batch_seconds",
+    "Time to process, send and persist one batch",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+BATCH_SIZE = Histogram(
+    "stream_batch_size", "Records per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+)
+RULES_VERSION = Gauge("stream_rules_info", "The rules version in force (value 1)", ["version"])

@@ -1,0 +1,257 @@
+"""Turn a batch of input records into output records and new user states.
+
+Kafka-free: the agent hands in records and a loader for stored state, and gets back what to send and
+what to store. It decides per record: dead letter (invalid input), forward (the record sits on a
+partition other than its user's, or it is a credit for another user), or apply the rules.
+
+The agent must send every output and see it acknowledged *before* it stores the states: then a crash
+at any point replays into the same awards with the same ids (see stream/agents.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from stream.engine.credits import Credit
+from stream.engine.processor import APPLIED, TOO_LATE, Engine, Outcome
+from stream.engine.state import UserState
+from stream.events import Event, InvalidEvent, Reason, decode, encode_deadletter
+
+log = logging.getLogger(__name__)
+
+FORWARDED = "forwarded"
+INVALID = "deadletter"
+ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record; ``handle`` is the framework's event, opaque here."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    handle: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to produce; ``source`` is the input record it came from."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    source: Record
+    timestamp_ms: int | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a batch produced: outputs to send, then states to store, then records to acknowledge."""
+
+    records: list[Record] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    dirty: dict[bytes, Record] = field(default_factory=dict)  # user -> a record of the user's partition
+    states: dict[bytes, tuple[Record, bytes]] = field(default_factory=dict)  # filled by take_batch
+    outcomes: list[tuple[str, str, str | None]] = field(default_factory=list)  # topic, outcome, reason
+    awards: list[tuple[Output, str, str, int]] = field(default_factory=list)  # output, rule, kind, points
+    deadletters: list[str] = field(default_factory=list)  # reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic names the pipeline reads and writes."""
+
+    sources: dict[str, str]  # input topic -> source kind ("message", "like", ...)
+    routed: str
+    points: str
+    badges: str
+    deadletter: str
+
+
+@lru_cache(maxsize=1 << 16)
+def _murmur(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """Return the partition Kafka's default (murmur2) partitioner gives ``key``."""
+    return _murmur(key) % partitions
+
+
+class Pipeline:
+    """Process records one at a time into the current batch; the caller flushes batches.
+
+    States live in an in-memory cache in front of the store (``load``): the cache is the truth for
+    this worker, since the store only sees a state once its batch is flushed. Call ``forget`` when
+    partitions move, after flushing.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        topics: Topics,
+        partitions: int,
+        now_ms: Callable[[], int],
+        max_future_ms: int,
+        load: Callable[[Record, bytes], bytes | None],
+        cache_size: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        self.topics = topics
+        self.partitions = partitions
+        self.now_ms = now_ms
+        self.max_future_ms = max_future_ms
+        self.load = load
+        self.cache_size = cache_size
+        self.cache: OrderedDict[bytes, UserState] = OrderedDict()
+        self.batch = Batch()
+
+    def process(self, record: Record) -> None:
+        """Process one record into the current batch."""
+        batch = self.batch
+        batch.records.append(record)
+        now = self.now_ms()
+        try:
+            self._one(record, now, batch)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
+            log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
+            self._dead(record, Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", now, batch)
+
+    def run(self, records: Sequence[Record]) -> Batch:
+        """Process ``records`` and take them as one batch."""
+        for record in records:
+            self.process(record)
+        return self.take_batch()
+
+    @property
+    def pending(self) -> int:
+        """Return how many records the current batch holds."""
+        return len(self.batch.records)
+
+    def take_batch(self) -> Batch:
+        """Close the current batch: snapshot its states and start a new one."""
+        batch, self.batch = self.batch, Batch()
+        cache = self.cache
+        batch.states = {user: (record, cache[user].encode()) for user, record in batch.dirty.items()}
+        return batch
+
+    def trim(self) -> None:
+        """Evict the least recently used states that the current batch does not hold."""
+        cache, dirty = self.cache, self.batch.dirty
+        excess = len(cache) - self.cache_size
+        if excess <= 0:
+            return
+        for user in list(islice(cache, excess + len(dirty))):
+            if excess <= 0:
+                break
+            if user not in dirty:
+                del cache[user]
+                excess -= 1
+
+    def forget(self) -> None:
+        """Drop every cached state (after a rebalance the store is the truth again)."""
+        self.cache.clear()
+
+    def _state(self, record: Record, user_key: bytes) -> UserState:
+        cache = self.cache
+        state = cache.get(user_key)
+        if state is None:
+            state = cache[user_key] = UserState.decode(self.load(record, user_key))
+        else:
+            cache.move_to_end(user_key)
+        return state
+
+    def _one(self, record: Record, now: int, batch: Batch) -> None:
+        topics = self.topics
+        if record.topic == topics.routed:
+            event, source_record = self._unwrap(record, now)
+        else:
+            source = topics.sources[record.topic]
+            try:
+                event = decode(source, record.value, record.key, now_ms=now, max_future_ms=self.max_future_ms)
+            except InvalidEvent as exc:
+                self._dead(record, exc.reason, exc.detail, now, batch)
+                return
+            source_record = record
+        user_key = event.user_id.encode()
+        if partition_for(user_key, self.partitions) != record.partition:
+            self._forward(record, user_key, source_record, batch)
+            return
+        state = self._state(record, user_key)
+        outcome = self.engine.apply(event, state)
+        if outcome.changed:
+            batch.dirty[user_key] = record
+        if outcome.status == TOO_LATE:
+            self._dead(source_record, Reason.TOO_LATE, outcome.reason or "", now, batch, counted_as=record)
+            return
+        batch.outcomes.append((record.topic, outcome.status, outcome.reason))
+        self._emit(record, outcome, batch)
+
+    def _unwrap(self, record: Record, now: int) -> tuple[Event | Credit, Record]:
+        envelope = orjson.loads(record.value or b"null")
+        if "credit" in envelope:
+            return Credit.from_record(envelope["credit"]), record
+        origin = Record(
+            envelope["topic"], envelope["partition"], envelope["offset"], record.key, envelope["raw"].encode(), 0
+        )
+        source = self.topics.sources[origin.topic]
+        # Validated once already, at its origin; a forwarded event is never in the future by more than then.
+        value = None if source == "member" and envelope.get("tombstone") else origin.value
+        return decode(source, value, record.key, now_ms=now + self.max_future_ms, max_future_ms=0), origin
+
+    def _forward(self, record: Record, user_key: bytes, origin: Record, result: Batch) -> None:
+        envelope: dict[str, Any] = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+        if record.value is None:
+            envelope["tombstone"] = True
+            envelope["raw"] = ""
+        else:
+            envelope["raw"] = record.value.decode()
+        value = orjson.dumps(envelope)
+        result.outputs.append(Output(self.topics.routed, user_key, value, record, record.timestamp_ms))
+        result.outcomes.append((record.topic, FORWARDED, Reason.MISROUTED.value))
+
+    def _emit(self, record: Record, outcome: Outcome, result: Batch) -> None:
+        topics, outputs = self.topics, result.outputs
+        for award in outcome.points:
+            out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)
+            outputs.append(out)
+            result.awards.append((out, award.rule, "points", award.points))
+        for badge in outcome.badges:
+            out = Output(topics.badges, badge.user_id.encode(), orjson.dumps(badge.to_record()), record)
+            outputs.append(out)
+            result.awards.append((out, badge.badge, badge.kind, 0))
+        for credit in outcome.credits:
+            value = orjson.dumps({"credit": credit.to_record()})
+            outputs.append(Output(topics.routed, credit.user_id.encode(), value, record, record.timestamp_ms))
+
+    def _dead(
+        self,
+        record: Record,
+        reason: Reason,
+        detail: str,
+        now: int,
+        result: Batch,
+        counted_as: Record | None = None,
+    ) -> None:
+        value = encode_deadletter(
+            record.topic, record.partition, record.offset, record.key, record.value, reason, detail, now
+        )
+        result.outputs.append(Output(self.topics.deadletter, None, value, counted_as or record))
+        result.outcomes.append(((counted_as or record).topic, INVALID, reason.value))
+        result.deadletters.append(reason.value)
+
+
+__all__ = ["APPLIED", "Batch", "Output", "Pipeline", "Record", "Topics", "partition_for"]

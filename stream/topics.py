@@ -1,0 +1,62 @@
+"""Create the topics the worker needs and check the ones that exist.
+
+The per-user table is co-partitioned with every input topic: Faust writes a user's state to the
+partition the user's events arrive on. So every input topic and the internal routed topic must have
+exactly ``STREAM_TOPIC_PARTITIONS`` partitions; the worker refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(RuntimeError):
+    """Raised when an existing topic cannot be used as it is."""
+
+
+def routed_topic(settings: Settings) -> str:
+    """Return the internal topic that carries credits and re-keyed events to their user's partition."""
+    return f"{settings.app_id}-routed"
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create missing topics; fail when an input topic's partition count differs from the setting."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    metadata = admin.list_topics(timeout=timeout)
+    n = settings.topic_partitions
+    rf = settings.replication_factor
+    copartitioned = [*settings.input_topics, routed_topic(settings)]
+    outputs = [settings.topic_points, settings.topic_badges, settings.topic_deadletter]
+    wanted: list[NewTopic] = []
+    for name in copartitioned:
+        existing = metadata.topics.get(name)
+        if existing is not None and existing.error is None:
+            have = len(existing.partitions)
+            if have != n:
+                raise TopicError(
+                    f"topic {name!r} has {have} partitions but STREAM_TOPIC_PARTITIONS is {n}: input topics "
+                    f"are co-partitioned with the state table; set STREAM_TOPIC_PARTITIONS={have}"
+                )
+            continue
+        config = {"cleanup.policy": "compact"} if name == settings.topic_members else {}
+        wanted.append(NewTopic(name, num_partitions=n, replication_factor=rf, config=config))
+    for name in outputs:
+        existing = metadata.topics.get(name)
+        if existing is None or existing.error is not None:
+            wanted.append(NewTopic(name, num_partitions=n, replication_factor=rf))
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result()
+            log.info("created topic %s", name)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue
+            raise TopicError(f"cannot create topic {name!r}: {exc}") from exc
