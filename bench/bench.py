@@ -230,7 +230,7 @@ class Run:
             "BENCH_DATADIR": str(self.tmp / "decode-data"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
-        argv = [sys.executable, "-m", "faust", "-A", "bench.decode_only", "worker", "-l", "warning"]
+        argv = [sys.executable, "-m", "faust", "-A", "bench.decode_only", "worker", "-l", "warn"]
         proc, log_path = self.spawn("decode", argv, env)
         deadline = time.monotonic() + 300
         try:
@@ -477,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         run.cleanup()
-    print(table(a, b, c, lat, paced))
+    sys.stderr.flush()
+    print(table(a, b, c, lat, paced), flush=True)
     return 0
 
 

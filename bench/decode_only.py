@@ -1,6 +1,6 @@
 """Decode every input record and do nothing else: the framework ceiling of the benchmark.
 
-Run by bench/bench.py as ``python -m faust -A bench.decode_only worker -l warning`` from the repository root.
+Run by bench/bench.py as ``python -m faust -A bench.decode_only worker -l warn`` from the repository root.
 Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, BENCH_APP_ID, BENCH_TOPICS (comma-separated),
 BENCH_COUNT (records to wait for), BENCH_OUT (a JSON file written once BENCH_COUNT records were decoded:
 ``{"count", "first", "last"}``, wall-clock seconds of the first and the last record) and BENCH_DATADIR.

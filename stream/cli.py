@@ -55,7 +55,7 @@ def run_worker(settings: Settings) -> None:
     except TopicError as exc:
         sys.exit(f"stream: {exc}")
     worker = create_worker(settings, rules)
-    faust.Worker(worker.app, loglevel=settings.log_level, web_port=settings.web_port).execute_from_commandline()
+    faust.Worker(worker.app, loglevel=settings.log_level).execute_from_commandline()
 
 
 def main(argv: list[str] | None = None) -> None:

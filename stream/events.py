@@ -164,10 +164,11 @@ def decode(
     """Decode one record's value into an event, or raise ``InvalidEvent`` saying why it is not one.
 
     ``source`` is the kind of topic the record came from (one of ``SOURCES``); an unknown one is a bug and
-    raises ``ValueError``. ``key`` is only read for an ``im.members`` tombstone (``raw`` is ``None``), whose key
-    is the user who left. A ``ts`` later than ``now_ms + max_future_ms`` is ``FUTURE_TS``; lateness
-    (``TOO_LATE``) is the caller's business. Unknown fields are ignored. Never raises anything but
-    ``InvalidEvent`` and, for an unknown ``source``, ``ValueError``.
+    raises ``ValueError``. ``key`` is only read for an ``im.members`` tombstone (``raw`` is ``None``), whose
+    key is the user who left; a key that disagrees with the value's user id is not checked here. A ``ts``
+    later than ``now_ms + max_future_ms`` is ``FUTURE_TS``; lateness (``TOO_LATE``) is the caller's business.
+    Unknown fields are ignored. Never raises anything but ``InvalidEvent`` and, for an unknown ``source``,
+    ``ValueError``.
     """
     decoder = _DECODERS.get(source)
     if decoder is None:
@@ -254,7 +255,7 @@ def _member_left(key: bytes | None) -> MemberLeft:
     if not key:
         raise InvalidEvent(Reason.MISSING_FIELD, "member tombstone has no key: cannot tell which user left")
     try:
-        user_id = key.decode("utf-8")
+        user_id = bytes(key).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidEvent(Reason.INVALID_VALUE, "member tombstone key is not UTF-8") from None
     return MemberLeft(user_id)
@@ -291,8 +292,10 @@ def _ts(d: _Doc, limit: int) -> int:
     v = d.get("ts")
     if type(v) is int and 0 <= v <= limit and v <= MAX_INT:
         return v
-    if type(v) is int and MAX_INT >= v > limit >= 0:
-        raise InvalidEvent(Reason.FUTURE_TS, f"field 'ts' is {v}, later than the allowed {limit}")
+    if type(v) is int and 0 <= v <= MAX_INT:
+        raise InvalidEvent(
+            Reason.FUTURE_TS, f"field 'ts' is {v}, too far in the future (latest allowed {limit})"
+        )
     raise _bad_int(d, "ts", v, None)
 
 
