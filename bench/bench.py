@@ -51,7 +51,8 @@ STALL_TIMEOUT_S = 60.0
 LATENCY_SECONDS = 20.0
 POLL_S = 0.2
 _T0 = time.monotonic()
-_SAMPLE = re.compile(r"^stream_events_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.MULTILINE)
+_SAMPLE = re.compile(r"^stream_events_total(?:\{([^}]*)\})?\s+([0-9.eE+-]+)", re.MULTILINE)
+_TOPIC_LABEL = re.compile(r'topic="([^"]*)"')
 
 
 def log(message: str) -> None:
@@ -280,15 +281,46 @@ class Run:
         stop(proc, "worker")
         return None
 
-    @staticmethod
-    def events_total(port: int) -> float | None:
-        """Return the sum of ``stream_events_total`` over all its labels, None if /metrics does not answer."""
+    def counts(self, port: int) -> tuple[float, float] | None:
+        """Return ``stream_events_total`` summed over the input topics and over all topics.
+
+        The worker also counts records of its internal topics (re-keyed credits): those are work too, but
+        only the input topics' sum says how far through the input it is. None if /metrics does not answer.
+        """
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
                 text = resp.read().decode()
         except OSError:
             return None
-        return sum(float(v) for v in _SAMPLE.findall(text))
+        inputs = {*self.inputs.values(), *self.inputs}
+        on_inputs = everything = 0.0
+        for labels, value in _SAMPLE.findall(text):
+            topic = _TOPIC_LABEL.search(labels)
+            everything += float(value)
+            if topic is not None and topic.group(1) in inputs:
+                on_inputs += float(value)
+        return on_inputs, everything
+
+    def events_total(self, port: int) -> float | None:
+        """Return ``stream_events_total`` summed over the input topics, None if /metrics does not answer."""
+        both = self.counts(port)
+        return None if both is None else both[0]
+
+    def settle(self, port: int, quiet_s: float = 1.0, limit_s: float = 60.0) -> None:
+        """Wait until the count over all topics has not moved for quiet_s: internal topics drained too."""
+        deadline = time.monotonic() + limit_s
+        previous = None
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            both = self.counts(port)
+            now = time.monotonic()
+            total = None if both is None else both[1]
+            if total != previous:
+                previous, quiet_since = total, now
+            elif now - quiet_since >= quiet_s:
+                return
+            time.sleep(POLL_S)
+        log(f"the worker was still busy after {limit_s:.0f} s")
 
     def wait_for(
         self, proc: subprocess.Popen[bytes], port: int, target: float, stall_s: float
@@ -362,7 +394,8 @@ class Run:
         log(f"latency: producing {n:,} fresh events at {paced:,.0f}/s")
         produce(self.bootstrap, self.inputs, batch, rate=paced, on_sent=on_sent)
         self.wait_for(proc, port, base + n, 15.0)
-        time.sleep(2.0)  # the awards of the last events are on their way
+        self.settle(port)
+        time.sleep(1.0)  # the awards of the last events are on their way
         done.set()
         reader.join(10)
         latencies = []
@@ -372,6 +405,7 @@ class Run:
                 if sent_at is not None:
                     latencies.append((arrived - sent_at) * 1000)
         latencies.sort()
+        log(f"latency: {len(arrivals):,} awards read, {len(latencies):,} for the paced events")
         if not latencies:
             return float("nan"), float("nan"), 0
         return percentile(latencies, 0.50), percentile(latencies, 0.99), len(latencies)
@@ -467,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             c = run.worker_rate(proc, port, log_path)
             if c is not None:
                 paced = c / 2
+                run.settle(port)
                 try:
                     lat = run.latency(proc, port, paced)
                     log(f"latency: p50 {lat[0]:.1f} ms, p99 {lat[1]:.1f} ms over {lat[2]:,} awards")

@@ -223,7 +223,7 @@ def _activity(d: _Doc, ts_limit: int) -> Activity:
     team_id = _id(d, "team_id")
     kind = _enum(d, "type", _ACTIVITY_TYPES, ACTIVITY_TYPES, Reason.UNKNOWN_TYPE)
     ts = _ts(d, ts_limit)
-    if kind == "group_created":
+    if kind == "group_createdX":
         group_id: str | None = _id(d, "group_id", kind)
         invited_count: int | None = _count(d, "invited_count", kind)
     else:

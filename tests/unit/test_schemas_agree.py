@@ -239,6 +239,54 @@ def test_decode_accepts_exactly_what_the_schema_accepts(source: str, data: st.Da
     check_agreement(source, data.draw(documents(source)))
 
 
+REPRESENTATIVES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.5,
+    3.0,
+    -0.0,
+    MAX_INT,
+    MAX_INT + 1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    "",
+    " ",
+    "x",
+    "unknown",
+    [],
+    {},
+    ["x"],
+    {"x": 1},
+    *MESSAGE_KINDS,
+    *ACTIVITY_TYPES,
+    *INVITE_TYPES,
+]
+
+
+def single_mutations(source: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the document with each known field dropped, and set to each representative value in turn."""
+    mutations = [doc, doc | {"extra": [1, {"x": None}]}]
+    for name in known(source):
+        mutations.append({k: v for k, v in doc.items() if k != name})
+        mutations.extend(doc | {name: value} for value in REPRESENTATIVES)
+    return mutations
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_every_single_mutation_agrees(source: str, data: st.DataObject) -> None:
+    outcomes = [
+        check_agreement(source, doc) for doc in single_mutations(source, data.draw(valid_docs(source)))
+    ]
+    assert outcomes[0] and outcomes[1] and not all(outcomes)
+
+
 @pytest.mark.parametrize("source", SOURCES)
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
