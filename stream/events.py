@@ -223,7 +223,7 @@ def _activity(d: _Doc, ts_limit: int) -> Activity:
     team_id = _id(d, "team_id")
     kind = _enum(d, "type", _ACTIVITY_TYPES, ACTIVITY_TYPES, Reason.UNKNOWN_TYPE)
     ts = _ts(d, ts_limit)
-    if kind == "group_createdX":
+    if kind == "group_created":
         group_id: str | None = _id(d, "group_id", kind)
         invited_count: int | None = _count(d, "invited_count", kind)
     else:
@@ -290,7 +290,7 @@ def _opt_id(d: _Doc, name: str) -> str | None:
 
 def _ts(d: _Doc, limit: int) -> int:
     v = d.get("ts")
-    if type(v) is int and 0 <= v <= limit and v <= MAX_INT:
+    if isinstance(v, int) and 0 <= v <= limit and v <= MAX_INT:
         return v
     if type(v) is int and 0 <= v <= MAX_INT:
         raise InvalidEvent(
