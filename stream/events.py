@@ -290,7 +290,7 @@ def _opt_id(d: _Doc, name: str) -> str | None:
 
 def _ts(d: _Doc, limit: int) -> int:
     v = d.get("ts")
-    if isinstance(v, int) and 0 <= v <= limit and v <= MAX_INT:
+    if type(v) is int and 0 <= v <= limit and v <= MAX_INT:
         return v
     if type(v) is int and 0 <= v <= MAX_INT:
         raise InvalidEvent(

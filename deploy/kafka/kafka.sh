@@ -129,9 +129,10 @@ fetch() {
         local tmp="$DIST/libs.tmp.$$"
         rm -rf "$tmp"
         if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
-            -DoutputDirectory="$tmp" -DincludeScope=runtime; then
+            -DoutputDirectory="$tmp" -DincludeScope=runtime >"$DIST/mvn.log" 2>&1; then
             rm -rf "$tmp"
-            die "mvn could not fetch Kafka $VERSION (see above); Maven Central must be reachable"
+            cat "$DIST/mvn.log" >&2
+            die "mvn could not fetch Kafka $VERSION (output above, also in ${DIST#"$ROOT"/}/mvn.log); Maven Central must be reachable"
         fi
         rm -rf "$LIBS"
         mv "$tmp" "$LIBS"
