@@ -41,7 +41,9 @@ def _bind(event: Any) -> None:
 class BatchFlusher:
     """Own the batch lifecycle of one agent: process, flush on size or time, acknowledge."""
 
-    def __init__(self, app: faust.App, table: Any, pipeline: Pipeline, batch_max: int, window_s: float) -> None:
+    def __init__(
+        self, app: faust.App, table: Any, pipeline: Pipeline, batch_max: int, window_s: float
+    ) -> None:
         self.app = app
         self.table = table
         self.pipeline = pipeline
@@ -79,7 +81,7 @@ class BatchFlusher:
             if self.pipeline.pending:
                 try:
                     await self.flush()
-                except Exception as exc:  # noqa: BLE001 - logged and escalated: the worker must stop
+                except Exception as exc:
                     log.exception("flush failed; stopping the worker so the batch is replayed")
                     await self.app.crash(exc)
                     return

@@ -58,7 +58,9 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         web_host=settings.web_host,
         web_in_thread=False,
     )
-    table = app.Table(STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions)
+    table = app.Table(
+        STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+    )
     routed = routed_topic(settings)
     topics = Topics(
         sources=settings.input_topics,
@@ -88,11 +90,11 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
     async def rewards(stream: Any) -> None:
         await flusher.run(stream)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[misc, arg-type]
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         await flusher.drain()
 
-    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         pipeline.forget()
 

@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     feed = sub.add_parser("feed", help="produce synthetic events")
     feed.add_argument("--events", type=int, default=10_000)
     feed.add_argument("--users", type=int, default=500)
-    feed.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    feed.add_argument(
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
     feed.add_argument("--seed", type=int, default=7)
     return parser
 
@@ -62,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = _parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     if args.command == "worker":
         run_worker(settings)
     elif args.command == "demo":

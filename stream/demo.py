@@ -32,7 +32,9 @@ def run_feed(settings: Settings, *, events: int, users: int, rate: float | None,
     except TopicError as exc:
         sys.exit(f"stream: {exc}")
     now = int(time.time() * 1000)
-    records = feed.generate(events, users=users, seed=seed, start_ms=now - 2 * HOUR_MS, span_ms=2 * HOUR_MS - 1000)
+    records = feed.generate(
+        events, users=users, seed=seed, start_ms=now - 2 * HOUR_MS, span_ms=2 * HOUR_MS - 1000
+    )
     sent = feed.produce(settings.bootstrap_servers, _sources(settings), records, rate=rate)
     print(f"fed {sent} records to {settings.bootstrap_servers}", file=sys.stderr)
     return sent
@@ -70,18 +72,26 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
         ensure_topics(settings)
     except (RulesError, TopicError) as exc:
         sys.exit(f"stream: {exc}")
-    print(f"starting a worker (app {settings.app_id}, Kafka {settings.bootstrap_servers})...", file=sys.stderr)
+    print(
+        f"starting a worker (app {settings.app_id}, Kafka {settings.bootstrap_servers})...", file=sys.stderr
+    )
     env = {**os.environ, "STREAM_LOG_LEVEL": os.environ.get("STREAM_LOG_LEVEL", "warning")}
     worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env)
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": f"demo-{os.getpid()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"demo-{os.getpid()}",
+            "enable.auto.commit": False,
+        }
     )
     try:
         _wait_healthy(settings, worker, 120)
         outputs = [settings.topic_points, settings.topic_badges, settings.topic_deadletter]
         # Start reading the outputs where they end now: show only what this run earns.
         consumer.assign([tp for topic in outputs for tp in _end_offsets(consumer, topic)])
-        run_feed(settings, events=events, users=max(20, events // 30), rate=None, seed=time.time_ns() % 1_000_000)
+        run_feed(
+            settings, events=events, users=max(20, events // 30), rate=None, seed=time.time_ns() % 1_000_000
+        )
         _show(consumer, settings, seconds)
     finally:
         consumer.close()
@@ -110,7 +120,10 @@ def _show(consumer: Consumer, settings: Settings, seconds: float) -> None:
         if message is None or message.error():
             continue
         quiet_since = time.monotonic()
-        record = orjson.loads(message.value())
+        value = message.value()
+        if value is None:
+            continue
+        record = orjson.loads(value)
         topic = message.topic()
         if topic == settings.topic_points:
             points[record["user_id"]] += record["points"]

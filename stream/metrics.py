@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-EVENTS = Counter(
-    "stream_events", "Input records processed, by topic and outcome", ["topic", "outcome"]
-)
+EVENTS = Counter("stream_events", "Input records processed, by topic and outcome", ["topic", "outcome"])
 IGNORED = Counter("stream_events_ignored", "Events that counted for nothing, by reason", ["reason"])
 AWARDS = Counter("stream_awards", "Awards emitted, by rule (or badge) and kind", ["rule", "kind"])
 POINTS = Counter("stream_points", "Points granted, by rule", ["rule"])

@@ -83,7 +83,7 @@ class Topics:
 
 @lru_cache(maxsize=1 << 16)
 def _murmur(key: bytes) -> int:
-    return murmur2(key) & 0x7FFFFFFF
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -126,7 +126,7 @@ class Pipeline:
         now = self.now_ms()
         try:
             self._one(record, now, batch)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is dead-lettered
+        except Exception as exc:
             log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             self._dead(record, Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", now, batch)
 
@@ -205,7 +205,12 @@ class Pipeline:
         if "credit" in envelope:
             return Credit.from_record(envelope["credit"]), record
         origin = Record(
-            envelope["topic"], envelope["partition"], envelope["offset"], record.key, envelope["raw"].encode(), 0
+            envelope["topic"],
+            envelope["partition"],
+            envelope["offset"],
+            record.key,
+            envelope["raw"].encode(),
+            0,
         )
         source = self.topics.sources[origin.topic]
         # Validated once already, at its origin; a forwarded event is never in the future by more than then.
@@ -213,7 +218,11 @@ class Pipeline:
         return decode(source, value, record.key, now_ms=now + self.max_future_ms, max_future_ms=0), origin
 
     def _forward(self, record: Record, user_key: bytes, origin: Record, result: Batch) -> None:
-        envelope: dict[str, Any] = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
+        envelope: dict[str, Any] = {
+            "topic": origin.topic,
+            "partition": origin.partition,
+            "offset": origin.offset,
+        }
         if record.value is None:
             envelope["tombstone"] = True
             envelope["raw"] = ""

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
         alias="STREAM_APP_ID",
         description="Faust app id = consumer group and prefix of internal topics",
     )
-    data_dir: Path = Field(Path("./data"), alias="STREAM_DATA_DIR", description="RocksDB tables of this worker")
+    data_dir: Path = Field(
+        Path("./data"), alias="STREAM_DATA_DIR", description="RocksDB tables of this worker"
+    )
     web_port: int = Field(6066, alias="STREAM_WEB_PORT", description="HTTP: query API and /metrics")
     web_host: str = Field("127.0.0.1", alias="STREAM_WEB_HOST", description="address the HTTP server binds")
     rules_file: Path | None = Field(
@@ -38,10 +40,16 @@ class Settings(BaseSettings):
     topic_likes: str = Field("im.likes", alias="STREAM_TOPIC_LIKES", description="input: likes")
     topic_logins: str = Field("im.logins", alias="STREAM_TOPIC_LOGINS", description="input: logins")
     topic_activities: str = Field(
-        "im.activities", alias="STREAM_TOPIC_ACTIVITIES", description="input: votes, groups, thanks, marks, feed"
+        "im.activities",
+        alias="STREAM_TOPIC_ACTIVITIES",
+        description="input: votes, groups, thanks, marks, feed",
     )
-    topic_members: str = Field("im.members", alias="STREAM_TOPIC_MEMBERS", description="input: the team roster")
-    topic_points: str = Field("rewards.points", alias="STREAM_TOPIC_POINTS", description="output: point awards")
+    topic_members: str = Field(
+        "im.members", alias="STREAM_TOPIC_MEMBERS", description="input: the team roster"
+    )
+    topic_points: str = Field(
+        "rewards.points", alias="STREAM_TOPIC_POINTS", description="output: point awards"
+    )
     topic_badges: str = Field("rewards.badges", alias="STREAM_TOPIC_BADGES", description="output: badges")
     topic_deadletter: str = Field(
         "rewards.deadletter", alias="STREAM_TOPIC_DEADLETTER", description="output: input that failed"

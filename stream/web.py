@@ -25,7 +25,9 @@ def user_view(state: UserState, levels: list[str]) -> dict[str, Any]:
         "lifetime": doc["life"],
         "watermark_ts": doc["wm"],
         "days": {name: {"points": b["pts"], "counters": b["n"]} for name, b in sorted(doc["days"].items())},
-        "weeks": {name: {"counters": b["n"], "done": b.get("done", [])} for name, b in sorted(doc["weeks"].items())},
+        "weeks": {
+            name: {"counters": b["n"], "done": b.get("done", [])} for name, b in sorted(doc["weeks"].items())
+        },
         "roster": doc["roster"],
         "left": doc.get("left", False),
     }

@@ -12,8 +12,10 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import LIKE_RECEIVED, QUALITY_BONUS, THANKS_RECEIVED, Credit
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.state import UserState
-from stream.events import Activity, Event, Like, Login, Member, MemberLeft, Message
+from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLeft, Message
 from stream.rules import Rules
+
+Scored = Message | Like | Login | Activity | Credit  # events that earn or count
 
 APPLIED = "applied"
 DUPLICATE = "duplicate"
@@ -46,7 +48,9 @@ class Engine:
         self._rule = rules.rules
         self._pair_limit = rules.anti_gaming.like_pair_daily_limit
         self._levels = rules.levels
-        self._message_thresholds = [(name, t) for name, t in rules.thresholds.items() if t.counter == "messages"]
+        self._message_thresholds = [
+            (name, t) for name, t in rules.thresholds.items() if t.counter == "messages"
+        ]
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -59,6 +63,8 @@ class Engine:
         if isinstance(event, MemberLeft):
             state.doc["left"] = True
             return Outcome(changed=True)
+        if isinstance(event, Invite):
+            raise TypeError("invitation events are not handled by this engine")
         day = self.calendar.day_of(event.ts)
         if state.is_too_late(day, self.retention_ms):
             return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
@@ -99,7 +105,9 @@ class Engine:
             if threshold.period == "week":
                 ctx.threshold(name, threshold.threshold, threshold.points, weekly, state.week(day), day.week)
             elif threshold.period == "month":
-                ctx.threshold(name, threshold.threshold, threshold.points, monthly, state.month(day), day.month)
+                ctx.threshold(
+                    name, threshold.threshold, threshold.points, monthly, state.month(day), day.month
+                )
             else:
                 n = ctx.bucket["n"]["messages"]
                 ctx.threshold(name, threshold.threshold, threshold.points, n, ctx.bucket, day.name)
@@ -170,9 +178,22 @@ class _Context:
     __slots__ = ("bucket", "day", "engine", "event", "out", "state", "team", "user")
 
     def __init__(
-        self, engine: Engine, state: UserState, day: Day, bucket: dict[str, Any], out: Outcome, event: Event | Credit
+        self,
+        engine: Engine,
+        state: UserState,
+        day: Day,
+        bucket: dict[str, Any],
+        out: Outcome,
+        event: Scored,
     ) -> None:
-        self.engine, self.state, self.day, self.bucket, self.out, self.event = engine, state, day, bucket, out, event
+        self.engine, self.state, self.day, self.bucket, self.out, self.event = (
+            engine,
+            state,
+            day,
+            bucket,
+            out,
+            event,
+        )
         self.user: str = event.user_id
         team = state.team
         self.team: str = team if team is not None else getattr(event, "team_id", "")
@@ -221,7 +242,13 @@ class _Context:
         self.out.credits.append(Credit(receiver, kind, self.user, event.team_id, event.event_id, event.ts))
 
     def badge(
-        self, badge: str, kind: str, *, identity: tuple[str, ...], level: str | None = None, period: str | None = None
+        self,
+        badge: str,
+        kind: str,
+        *,
+        identity: tuple[str, ...],
+        level: str | None = None,
+        period: str | None = None,
     ) -> None:
         self.out.badges.append(
             BadgeAward(

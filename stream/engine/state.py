@@ -32,18 +32,22 @@ class UserState:
     __slots__ = ("doc",)
 
     def __init__(self, doc: dict[str, Any] | None = None) -> None:
-        self.doc: dict[str, Any] = doc if doc is not None else {
-            "v": STATE_VERSION,
-            "wm": 0,
-            "team": None,
-            "roster": None,
-            "points": 0,
-            "level": 0,
-            "life": {},
-            "days": {},
-            "weeks": {},
-            "months": {},
-        }
+        self.doc: dict[str, Any] = (
+            doc
+            if doc is not None
+            else {
+                "v": STATE_VERSION,
+                "wm": 0,
+                "team": None,
+                "roster": None,
+                "points": 0,
+                "level": 0,
+                "life": {},
+                "days": {},
+                "weeks": {},
+                "months": {},
+            }
+        )
 
     # --- encoding -----------------------------------------------------------------------------
 
@@ -87,7 +91,8 @@ class UserState:
 
     def is_too_late(self, day: Day, retention_ms: int) -> bool:
         """Tell whether a day ended longer than the retention before this user's latest event."""
-        return day.end_ms + retention_ms <= self.doc["wm"]
+        watermark: int = self.doc["wm"]
+        return day.end_ms + retention_ms <= watermark
 
     def advance(self, ts_ms: int, retention_ms: int) -> None:
         """Move this user's event-time watermark to ``ts_ms`` and prune periods it leaves behind."""

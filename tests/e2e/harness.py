@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,7 +81,11 @@ class WorkerProcess:
     def start(self, timeout: float = 120.0) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "stream", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -171,10 +176,8 @@ def delete_topics(bootstrap: str, topics: Topics, app_ids: Iterable[str] = ()) -
         names += [n for n in admin.list_topics(timeout=10).topics if n.startswith(app_id + "-")]
     if names:
         for future in admin.delete_topics(names).values():
-            try:
+            with contextlib.suppress(KafkaException):  # already gone: clean-up is best effort
                 future.result()
-            except KafkaException:
-                pass  # already gone; deletion is best-effort clean-up
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -63,11 +63,15 @@ def _run_until(worker: WorkerProcess, processed: float, timeout: float = 120) ->
 def test_kill_and_restart_keeps_awards_exact(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
     create_topics(bootstrap, topics, PARTITIONS)
     now = int(time.time() * 1000)
-    records = list(feed.generate(EVENTS, users=USERS, seed=11, start_ms=now - 3 * 3_600_000, span_ms=7_200_000))
+    records = list(
+        feed.generate(EVENTS, users=USERS, seed=11, start_ms=now - 3 * 3_600_000, span_ms=7_200_000)
+    )
     produce(make_producer(bootstrap), topics, records)
 
     # Reference: uninterrupted.
-    ref = WorkerProcess(bootstrap, topics, tmp_path, f"{topics.prefix}-a", PARTITIONS, **_outputs(topics, "ref"))
+    ref = WorkerProcess(
+        bootstrap, topics, tmp_path, f"{topics.prefix}-a", PARTITIONS, **_outputs(topics, "ref")
+    )
     ref.start()
     try:
         deadline = time.monotonic() + 240

@@ -50,7 +50,9 @@ class Script:
         self.n += 1
         return f"ev-{self.n}"
 
-    def msg(self, user: str, team: str, ts: int, kind: str = "text", reply_to: str | None = None, **kw: Any) -> str:
+    def msg(
+        self, user: str, team: str, ts: int, kind: str = "text", reply_to: str | None = None, **kw: Any
+    ) -> str:
         eid = kw.pop("event_id", None) or self._id()
         value = {"event_id": eid, "user_id": user, "team_id": team, "kind": kind, "ts": ts, "group_id": "g1"}
         if reply_to:
@@ -63,7 +65,9 @@ class Script:
         self.records.append(("like", user, value))
 
     def login(self, user: str, team: str, ts: int) -> None:
-        self.records.append(("login", user, {"event_id": self._id(), "user_id": user, "team_id": team, "ts": ts}))
+        self.records.append(
+            ("login", user, {"event_id": self._id(), "user_id": user, "team_id": team, "ts": ts})
+        )
 
     def act(self, user: str, team: str, kind: str, ts: int, **fields: Any) -> None:
         value = {"event_id": self._id(), "user_id": user, "team_id": team, "type": kind, "ts": ts, **fields}
@@ -124,26 +128,38 @@ def build_script() -> tuple[Script, list[tuple[str, str | None, bytes]]]:
     now = int(time.time() * 1000)
     bad: list[tuple[str, str | None, bytes]] = [
         ("message", "zed", b"not json{"),
-        ("message", "zed", json.dumps({"event_id": "b1", "user_id": "zed", "team_id": "T9", "ts": now}).encode()),
         (
             "message",
             "zed",
-            json.dumps({"event_id": "b2", "user_id": "zed", "team_id": "T9", "kind": "text", "ts": "noon"}).encode(),
+            json.dumps({"event_id": "b1", "user_id": "zed", "team_id": "T9", "ts": now}).encode(),
         ),
         (
             "message",
             "zed",
-            json.dumps({"event_id": "b3", "user_id": "zed", "team_id": "T9", "kind": "hologram", "ts": now}).encode(),
+            json.dumps(
+                {"event_id": "b2", "user_id": "zed", "team_id": "T9", "kind": "text", "ts": "noon"}
+            ).encode(),
+        ),
+        (
+            "message",
+            "zed",
+            json.dumps(
+                {"event_id": "b3", "user_id": "zed", "team_id": "T9", "kind": "hologram", "ts": now}
+            ).encode(),
         ),
         (
             "activity",
             "zed",
-            json.dumps({"event_id": "b4", "user_id": "zed", "team_id": "T9", "type": "dance", "ts": now}).encode(),
+            json.dumps(
+                {"event_id": "b4", "user_id": "zed", "team_id": "T9", "type": "dance", "ts": now}
+            ).encode(),
         ),
         (
             "login",
             "zed",
-            json.dumps({"event_id": "b5", "user_id": "zed", "team_id": "T9", "ts": now + 2 * 3_600_000}).encode(),
+            json.dumps(
+                {"event_id": "b5", "user_id": "zed", "team_id": "T9", "ts": now + 2 * 3_600_000}
+            ).encode(),
         ),
     ]
     return s, bad
@@ -217,7 +233,11 @@ def test_scripted_week(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
         assert too_late["topic"] == topics.source("message")
 
         # Every output record follows its published schema.
-        for name, records in (("rewards.points", points), ("rewards.badges", badges), ("rewards.deadletter", dead)):
+        for name, records in (
+            ("rewards.points", points),
+            ("rewards.badges", badges),
+            ("rewards.deadletter", dead),
+        ):
             validator = jsonschema.Draft202012Validator(_schema(name))
             for record in records:
                 validator.validate(record)
