@@ -54,4 +54,4 @@ bench: venv kafka
 	$(BIN)/python bench/bench.py
 
 clean:
-	rm -rf $(VENV) data .cache/kafka-data
+	rm -rf $(VENV) data .cache/kafka

@@ -94,6 +94,7 @@ class WorkerProcess:
             if self._ready():
                 return self
             time.sleep(0.3)
+        self.stop(signal.SIGKILL)
         raise TimeoutError(f"worker not ready in {timeout} s:\n{self.log_tail()}")
 
     def _ready(self) -> bool:

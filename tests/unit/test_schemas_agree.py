@@ -233,7 +233,7 @@ def check_agreement(source: str, doc: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_decode_accepts_exactly_what_the_schema_accepts(source: str, data: st.DataObject) -> None:
     check_agreement(source, data.draw(documents(source)))
@@ -278,7 +278,7 @@ def single_mutations(source: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_every_single_mutation_agrees(source: str, data: st.DataObject) -> None:
     outcomes = [
@@ -288,14 +288,14 @@ def test_every_single_mutation_agrees(source: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_valid_documents_are_accepted(source: str, data: st.DataObject) -> None:
     assert check_agreement(source, data.draw(valid_docs(source)))
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(doc=json_values.filter(lambda value: not isinstance(value, dict)))
 def test_non_objects_are_rejected_by_both(source: str, doc: object) -> None:
     assert not standard(INPUT_TOPICS[source]).is_valid(doc)
