@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -55,7 +56,8 @@ def standard(topic: str) -> Validator:
 
 @cache
 def strict(topic: str) -> Validator:
-    return StrictValidator(load_schema(topic))  # type: ignore[no-any-return]
+    validator: Validator = StrictValidator(load_schema(topic))
+    return validator
 
 
 # --- the fields of each input, as the brief and SPEC.md define them ---
@@ -535,3 +537,23 @@ def test_output_field_sets() -> None:
     deadletter = load_schema("rewards.deadletter")
     fields = {"topic", "partition", "offset", "key", "value", "value_encoding", "reason", "detail", "ts"}
     assert set(deadletter["properties"]) == set(deadletter["required"]) == fields
+
+
+def readme_examples() -> dict[str, Any]:
+    """Return the README's example value of each topic: the json block under its ``### <topic>`` heading."""
+    text = (SCHEMA_DIR / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"^### (\S+)\n\n```json\n(.*?)\n```", text, flags=re.MULTILINE | re.DOTALL)
+    return {topic: json.loads(block) for topic, block in found}
+
+
+def test_readme_lists_every_topic_with_a_valid_example() -> None:
+    examples = readme_examples()
+    assert sorted(examples) == sorted(TOPICS)
+    for topic, example in examples.items():
+        standard(topic).validate(example)
+    for source, topic in INPUT_TOPICS.items():
+        decode(source, json.dumps(examples[topic]).encode(), None, now_ms=NOW)
+    dead = examples["rewards.deadletter"]
+    with pytest.raises(InvalidEvent) as info:
+        decode("message", dead["value"].encode(), None, now_ms=NOW)
+    assert (info.value.reason.value, info.value.detail) == (dead["reason"], dead["detail"])
