@@ -195,8 +195,9 @@ class _Context:
             event,
         )
         self.user: str = event.user_id
-        team = state.team
-        self.team: str = team if team is not None else getattr(event, "team_id", "")
+        # An award names the team of its own event; a credit's, the receiver's team when known.
+        team = state.team if isinstance(event, Credit) else event.team_id
+        self.team: str = team if team is not None else event.team_id
 
     @property
     def source(self) -> str:

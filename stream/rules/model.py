@@ -39,23 +39,23 @@ class _Strict(BaseModel):
 class TimeRules(_Strict):
     """Event-time policy: how late and how early an event may be."""
 
-    retention_days: int = Field(35, ge=1, le=366)
-    max_future_minutes: int = Field(60, ge=0)
+    retention_days: int = Field(strict=True, default=35, ge=1, le=366)
+    max_future_minutes: int = Field(strict=True, default=60, ge=0)
 
 
 class BaseRule(_Strict):
     """Points for one behaviour, with an optional daily cap in points."""
 
-    points: int = Field(ge=0)
-    daily_cap: int | None = Field(None, ge=0)
-    min_invited: int = Field(1, ge=0)
+    points: int = Field(strict=True, ge=0)
+    daily_cap: int | None = Field(strict=True, default=None, ge=0)
+    min_invited: int = Field(strict=True, default=1, ge=0)
     enabled: bool = True
 
 
 class AntiGaming(_Strict):
     """Limits that make cheap gaming worthless."""
 
-    like_pair_daily_limit: int = Field(5, ge=0)
+    like_pair_daily_limit: int = Field(strict=True, default=5, ge=0)
 
 
 class Threshold(_Strict):
@@ -63,15 +63,15 @@ class Threshold(_Strict):
 
     counter: Literal["messages"]
     period: Literal["day", "week", "month"]
-    threshold: int = Field(ge=1)
-    points: int = Field(ge=0)
+    threshold: int = Field(strict=True, ge=1)
+    points: int = Field(strict=True, ge=0)
 
 
 class Level(_Strict):
     """A level reached at a number of lifetime points."""
 
     name: str = Field(min_length=1)
-    min_points: int = Field(ge=0)
+    min_points: int = Field(strict=True, ge=0)
 
 
 class Rules(_Strict):
