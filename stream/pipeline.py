@@ -11,6 +11,7 @@ at any point replays into the same awards with the same ids (see stream/agents.p
 from __future__ import annotations
 
 import logging
+from base64 import b64decode, b64encode
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -204,31 +205,36 @@ class Pipeline:
         envelope = orjson.loads(record.value or b"null")
         if "credit" in envelope:
             return Credit.from_record(envelope["credit"]), record
+        key = envelope.get("key")
+        tombstone = envelope.get("tombstone", False)
         origin = Record(
             envelope["topic"],
             envelope["partition"],
             envelope["offset"],
-            record.key,
-            envelope["raw"].encode(),
-            0,
+            None if key is None else b64decode(key),
+            None if tombstone else envelope["raw"].encode(),
+            record.timestamp_ms,
         )
         source = self.topics.sources[origin.topic]
-        # Validated once already, at its origin; a forwarded event is never in the future by more than then.
-        value = None if source == "member" and envelope.get("tombstone") else origin.value
-        return decode(source, value, record.key, now_ms=now + self.max_future_ms, max_future_ms=0), origin
+        # Validated at its origin already: the future-time check is not repeated against a later clock.
+        event = decode(source, origin.value, record.key, now_ms=now + self.max_future_ms, max_future_ms=0)
+        return event, origin
 
     def _forward(self, record: Record, user_key: bytes, origin: Record, result: Batch) -> None:
-        envelope: dict[str, Any] = {
-            "topic": origin.topic,
-            "partition": origin.partition,
-            "offset": origin.offset,
-        }
-        if record.value is None:
-            envelope["tombstone"] = True
-            envelope["raw"] = ""
+        """Send a record to its user's partition through the routed topic."""
+        if record.topic == self.topics.routed:
+            value = record.value or b""  # already an envelope or a credit: pass it on as it is
         else:
-            envelope["raw"] = record.value.decode()
-        value = orjson.dumps(envelope)
+            envelope: dict[str, Any] = {
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
+                "key": None if origin.key is None else b64encode(origin.key).decode(),
+                "raw": "" if origin.value is None else origin.value.decode(),
+            }
+            if origin.value is None:
+                envelope["tombstone"] = True
+            value = orjson.dumps(envelope)
         result.outputs.append(Output(self.topics.routed, user_key, value, record, record.timestamp_ms))
         result.outcomes.append((record.topic, FORWARDED, Reason.MISROUTED.value))
 
