@@ -4,8 +4,10 @@ One agent, concurrency 1, reads every input topic and the internal routed topic.
 processed at once into the pipeline's current batch; a batch is flushed when it is full or when the
 batch window passes, in this order:
 
-1. send every output (awards, badges, credits, forwards, dead letters) and wait for Kafka's ack;
-2. write each changed user state to the table once (RocksDB put + changelog record);
+1. send every output (awards, badges, credits, forwards, dead letters) through librdkafka and wait
+   for Kafka's acknowledgement;
+2. write each changed user state once to the table's RocksDB store and its changelog topic, and
+   wait for the changelog;
 3. acknowledge the batch's records, so Faust may commit their offsets.
 
 A crash before 2 replays the batch from the old states into the same outputs with the same ids; a
@@ -15,16 +17,21 @@ crash after 2 replays into duplicates that the states recognise. Nothing is ackn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
+from collections import Counter
 from typing import Any
 
 import faust
 from faust.streams import _current_event
+from faust.types import TP
 
 from stream import metrics
-from stream.pipeline import Batch, Pipeline, Record
+from stream.engine.processor import IGNORED
+from stream.output import OutputProducer
+from stream.pipeline import Batch, Output, Pipeline, Record
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +49,29 @@ class BatchFlusher:
     """Own the batch lifecycle of one agent: process, flush on size or time, acknowledge."""
 
     def __init__(
-        self, app: faust.App, table: Any, pipeline: Pipeline, batch_max: int, window_s: float
+        self,
+        app: faust.App,
+        table: Any,
+        pipeline: Pipeline,
+        output: OutputProducer,
+        batch_max: int,
+        window_s: float,
     ) -> None:
         self.app = app
+        self.output = output
         self.table = table
+        self.changelog: str = table.changelog_topic.get_topic_name()
         self.pipeline = pipeline
         self.batch_max = batch_max
         self.window_s = window_s
         self.lock = asyncio.Lock()
+        self._full = asyncio.Event()
         self.stream: Any = None
 
     async def run(self, stream: Any) -> None:
-        """Consume ``stream`` until it ends, flushing as it goes."""
+        """Consume ``stream`` until it ends; a background task flushes while this one fills."""
         self.stream = stream.noack()
-        ticker = asyncio.ensure_future(self._tick())
+        flusher = asyncio.ensure_future(self._flush_forever())
         try:
             async for event in self.stream.events():
                 message = event.message
@@ -70,21 +86,28 @@ class BatchFlusher:
                         event,
                     )
                 )
-                if self.pipeline.pending >= self.batch_max:
-                    await self.flush()
+                pending = self.pipeline.pending
+                if pending >= self.batch_max:
+                    self._full.set()
+                    if pending >= 2 * self.batch_max:
+                        await self.flush()  # back-pressure: the flusher is behind
         finally:
-            ticker.cancel()
+            flusher.cancel()
 
-    async def _tick(self) -> None:
+    async def _flush_forever(self) -> None:
+        """Flush whenever a batch is full or the batch window passes."""
         while True:
-            await asyncio.sleep(self.window_s)
-            if self.pipeline.pending:
-                try:
-                    await self.flush()
-                except Exception as exc:
-                    log.exception("flush failed; stopping the worker so the batch is replayed")
-                    await self.app.crash(exc)
-                    return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self.window_s)
+            self._full.clear()
+            if not self.pipeline.pending:
+                continue
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.exception("flush failed; stopping the worker so the batch is replayed")
+                await self.app.crash(exc)
+                return
 
     async def flush(self) -> None:
         """Send, persist and acknowledge the current batch."""
@@ -93,25 +116,33 @@ class BatchFlusher:
                 return
             started = time.perf_counter()
             batch = self.pipeline.take_batch()
-            await self._send(batch)
-            table = self.table
-            for user_key, (record, value) in batch.states.items():
-                _bind(record.handle)
-                table[user_key] = value
+            await self.output.publish(batch.outputs)
+            await self._persist(batch)
             stream = self.stream
             for record in batch.records:
                 await stream.ack(record.handle)
             self.pipeline.trim()
             _observe(batch, time.perf_counter() - started)
 
-    async def _send(self, batch: Batch) -> None:
-        producer = self.app.producer
-        futures = []
-        for out in batch.outputs:
-            ts = out.timestamp_ms / 1000 if out.timestamp_ms is not None else None
-            futures.append(await producer.send(out.topic, out.key, out.value, None, ts, None))
-        if futures:
-            await asyncio.gather(*futures)
+    async def _persist(self, batch: Batch) -> None:
+        """Write the batch's states to RocksDB and their changelog, and wait for the changelog.
+
+        This is what ``table[key] = value`` does, without its per-write cost in Faust: the store put
+        goes to the partition of the bound event, the changelog record to the same partition, and the
+        changelog offsets are recorded in the store so recovery reads only what is newer.
+        """
+        if not batch.states:
+            return
+        store = self.table.data
+        changelog = self.changelog
+        records = []
+        for user_key, (record, value) in batch.states.items():
+            _bind(record.handle)
+            store[user_key] = value
+            records.append(Output(changelog, user_key, value, record, partition=record.partition))
+        offsets = await self.output.publish(records)
+        for (topic, partition), offset in offsets.items():
+            store.set_persisted_offset(TP(topic, partition), offset)
 
     async def drain(self) -> None:
         """Flush what is pending and forget cached states (partitions are moving)."""
@@ -120,17 +151,26 @@ class BatchFlusher:
 
 
 def _observe(batch: Batch, seconds: float) -> None:
+    """Record a flushed batch in the metrics, one increment per label set."""
     metrics.BATCH_SECONDS.observe(seconds)
     metrics.BATCH_SIZE.observe(len(batch.records))
-    for topic, outcome, reason in batch.outcomes:
-        metrics.EVENTS.labels(topic, outcome).inc()
-        if outcome == "ignored" and reason:
-            metrics.IGNORED.labels(reason).inc()
-    for reason in batch.deadletters:
-        metrics.DEADLETTERS.labels(reason).inc()
+    for (topic, outcome), n in Counter((topic, outcome) for topic, outcome, _ in batch.outcomes).items():
+        metrics.EVENTS.labels(topic, outcome).inc(n)
+    ignored = Counter(reason for _, outcome, reason in batch.outcomes if outcome == IGNORED and reason)
+    for reason, n in ignored.items():
+        metrics.IGNORED.labels(reason).inc(n)
+    for reason, n in Counter(batch.deadletters).items():
+        metrics.DEADLETTERS.labels(reason).inc(n)
+    awards: Counter[tuple[str, str]] = Counter()
+    points: Counter[str] = Counter()
     now = time.time()
-    for out, rule, kind, points in batch.awards:
-        metrics.AWARDS.labels(rule, kind).inc()
-        if points:
-            metrics.POINTS.labels(rule).inc(points)
-        metrics.LATENCY.observe(max(0.0, now - out.source.timestamp_ms / 1000))
+    latency = metrics.LATENCY.observe
+    for out, rule, kind, amount in batch.awards:
+        awards[(rule, kind)] += 1
+        if amount:
+            points[rule] += amount
+        latency(max(0.0, now - out.source.timestamp_ms / 1000))
+    for (rule, kind), n in awards.items():
+        metrics.AWARDS.labels(rule, kind).inc(n)
+    for rule, n in points.items():
+        metrics.POINTS.labels(rule).inc(n)

@@ -13,6 +13,7 @@ from stream import metrics
 from stream.agents import BatchFlusher
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
+from stream.output import OutputProducer
 from stream.pipeline import Pipeline, Record, Topics
 from stream.rules import Rules
 from stream.settings import Settings
@@ -83,7 +84,8 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         rules.time.max_future_minutes * 60_000,
         load,
     )
-    flusher = BatchFlusher(app, table, pipeline, settings.batch_max, settings.batch_window_ms / 1000)
+    output = OutputProducer(settings.bootstrap_servers, f"{settings.app_id}-output")
+    flusher = BatchFlusher(app, table, pipeline, output, settings.batch_max, settings.batch_window_ms / 1000)
     channel = app.topic(*settings.input_topics, routed, key_type=bytes, value_type=bytes)
 
     @app.agent(channel, name="rewards", concurrency=1)

@@ -56,6 +56,7 @@ class Output:
     value: bytes
     source: Record
     timestamp_ms: int | None = None
+    partition: int | None = None  # None: the key's murmur2 partition
 
 
 @dataclass(slots=True)

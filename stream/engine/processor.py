@@ -69,7 +69,7 @@ class Engine:
         if state.is_too_late(day, self.retention_ms):
             return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
         bucket = state.day(day)
-        if state.seen(bucket, event.event_id):
+        if state.seen(day, bucket, event.event_id):
             return Outcome(status=DUPLICATE)
         state.advance(event.ts, self.retention_ms)
         out = Outcome(changed=True)

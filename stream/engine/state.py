@@ -29,9 +29,10 @@ def _bucket(end_ms: int) -> dict[str, Any]:
 class UserState:
     """Wrap a user's state document with the operations the rules need."""
 
-    __slots__ = ("doc",)
+    __slots__ = ("_seen", "doc")
 
     def __init__(self, doc: dict[str, Any] | None = None) -> None:
+        self._seen: dict[str, set[int]] = {}  # day -> its fingerprints, built on first use
         self.doc: dict[str, Any] = (
             doc
             if doc is not None
@@ -106,16 +107,20 @@ class UserState:
             stale = [name for name, bucket in buckets.items() if bucket["end"] <= horizon]
             for name in stale:
                 del buckets[name]
+                self._seen.pop(name, None)
 
     # --- de-duplication -----------------------------------------------------------------------
 
-    def seen(self, bucket: dict[str, Any], event_id: str) -> bool:
-        """Tell whether the day bucket has seen this event id; remember it if not."""
+    def seen(self, day: Day, bucket: dict[str, Any], event_id: str) -> bool:
+        """Tell whether the day has seen this event id; remember it if not."""
         fp = fingerprint(event_id)
-        seen: list[int] = bucket["seen"]
-        if fp in seen:
+        index = self._seen.get(day.name)
+        if index is None:
+            index = self._seen[day.name] = set(bucket["seen"])
+        if fp in index:
             return True
-        seen.append(fp)
+        index.add(fp)
+        bucket["seen"].append(fp)
         return False
 
     # --- lifetime -----------------------------------------------------------------------------
