@@ -90,7 +90,7 @@ class BatchFlusher:
                 if pending >= self.batch_max:
                     self._full.set()
                     if pending >= 2 * self.batch_max:
-                        await self.flush()  # back-pressure: the flusher is behind
+                        await self._flush_or_crash()  # back-pressure: the flusher is behind
         finally:
             flusher.cancel()
 
@@ -100,14 +100,21 @@ class BatchFlusher:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.window_s)
             self._full.clear()
-            if not self.pipeline.pending:
-                continue
-            try:
-                await self.flush()
-            except Exception as exc:
-                log.exception("flush failed; stopping the worker so the batch is replayed")
-                await self.app.crash(exc)
+            if self.pipeline.pending and not await self._flush_or_crash():
                 return
+
+    async def _flush_or_crash(self) -> bool:
+        """Flush; on failure stop the worker, so that the unacknowledged batch is replayed on restart.
+
+        Going on instead would leave the cached states ahead of what was sent and persisted.
+        """
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.exception("flush failed; stopping the worker so the batch is replayed")
+            await self.app.crash(exc)
+            return False
+        return True
 
     async def flush(self) -> None:
         """Send, persist and acknowledge the current batch."""
@@ -146,8 +153,8 @@ class BatchFlusher:
 
     async def drain(self) -> None:
         """Flush what is pending and forget cached states (partitions are moving)."""
-        await self.flush()
-        self.pipeline.forget()
+        if await self._flush_or_crash():
+            self.pipeline.forget()
 
 
 def _observe(batch: Batch, seconds: float) -> None:

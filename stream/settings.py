@@ -27,9 +27,7 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(6066, alias="STREAM_WEB_PORT", description="HTTP: query API and /metrics")
     web_host: str = Field("127.0.0.1", alias="STREAM_WEB_HOST", description="address the HTTP server binds")
-    rules_file: Path | None = Field(
-        None, alias="STREAM_RULES_FILE", description="the rules YAML"
-    )
+    rules_file: Path | None = Field(None, alias="STREAM_RULES_FILE", description="the rules YAML")
     timezone: str = Field(
         "Asia/Shanghai", alias="STREAM_TIMEZONE", description="calendar of days, weeks and months"
     )
