@@ -45,7 +45,7 @@ def _wait_healthy(settings: Settings, worker: subprocess.Popen[bytes], seconds: 
     url = f"http://{settings.web_host}:{settings.web_port}/health"
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            sys.exit(f"stream: the worker exited with code {worker.returncode}; see its log above")
+            sys.exit(f"stream: the worker exited with code {worker.returncode}; see its log")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -72,11 +72,12 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
         ensure_topics(settings)
     except (RulesError, TopicError) as exc:
         sys.exit(f"stream: {exc}")
-    print(
-        f"starting a worker (app {settings.app_id}, Kafka {settings.bootstrap_servers})...", file=sys.stderr
-    )
-    env = {**os.environ, "STREAM_LOG_LEVEL": os.environ.get("STREAM_LOG_LEVEL", "warning")}
-    worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / "demo-worker.log"
+    print(f"starting a worker (app {settings.app_id}, Kafka {settings.bootstrap_servers}); log: {log_path}")
+    env = {**os.environ, "STREAM_LOG_LEVEL": os.environ.get("STREAM_LOG_LEVEL", "info")}
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env, stdout=log, stderr=log)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -92,6 +93,7 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
         run_feed(
             settings, events=events, users=max(20, events // 30), rate=None, seed=time.time_ns() % 1_000_000
         )
+        print(f"awards arriving on {settings.topic_points} (points, user, rule, period, source event):")
         _show(consumer, settings, seconds)
     finally:
         consumer.close()
