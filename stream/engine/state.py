@@ -7,6 +7,7 @@ level, and the roster entry. Periods older than the retention are pruned as even
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from hashlib import blake2b
 from typing import Any
 
@@ -17,9 +18,23 @@ from stream.engine.periods import Day
 STATE_VERSION = 1
 
 
-def fingerprint(event_id: str) -> int:
-    """Return a 48-bit fingerprint of an event id (collisions among a user's ids are ~1e-8)."""
-    return int.from_bytes(blake2b(event_id.encode(), digest_size=6).digest(), "big")
+FINGERPRINT_BYTES = 6
+
+
+def fingerprint(event_id: str) -> bytes:
+    """Return a 48-bit fingerprint of an event id (collisions among a day's ids of one user: ~1e-8)."""
+    return blake2b(event_id.encode(), digest_size=FINGERPRINT_BYTES).digest()
+
+
+class _SeenDay:
+    """The fingerprints one day has seen: a set to look up, the packed bytes to store."""
+
+    __slots__ = ("index", "packed")
+
+    def __init__(self, stored: str) -> None:
+        self.packed = bytearray(b64decode(stored))
+        n = FINGERPRINT_BYTES
+        self.index = {bytes(self.packed[i : i + n]) for i in range(0, len(self.packed), n)}
 
 
 def _bucket(end_ms: int) -> dict[str, Any]:
@@ -29,10 +44,11 @@ def _bucket(end_ms: int) -> dict[str, Any]:
 class UserState:
     """Wrap a user's state document with the operations the rules need."""
 
-    __slots__ = ("_seen", "doc")
+    __slots__ = ("_changed_days", "_seen", "doc")
 
     def __init__(self, doc: dict[str, Any] | None = None) -> None:
-        self._seen: dict[str, set[int]] = {}  # day -> its fingerprints, built on first use
+        self._seen: dict[str, _SeenDay] = {}  # day -> its fingerprints, unpacked on first use
+        self._changed_days: set[str] = set()  # days whose packed fingerprints must be re-encoded
         self.doc: dict[str, Any] = (
             doc
             if doc is not None
@@ -60,7 +76,14 @@ class UserState:
         return cls(orjson.loads(raw))
 
     def encode(self) -> bytes:
-        """Return the document as compact JSON."""
+        """Return the document as compact JSON (fingerprints as base64 of their packed bytes)."""
+        if self._changed_days:
+            days = self.doc["days"]
+            for name in self._changed_days:
+                bucket = days.get(name)
+                if bucket is not None:
+                    bucket["seen"] = b64encode(self._seen[name].packed).decode()
+            self._changed_days.clear()
         return orjson.dumps(self.doc)
 
     # --- periods ------------------------------------------------------------------------------
@@ -71,7 +94,7 @@ class UserState:
         bucket = days.get(day.name)
         if bucket is None:
             bucket = days[day.name] = _bucket(day.end_ms)
-            bucket["seen"] = []
+            bucket["seen"] = ""
         return bucket  # type: ignore[no-any-return]
 
     def week(self, day: Day) -> dict[str, Any]:
@@ -108,19 +131,21 @@ class UserState:
             for name in stale:
                 del buckets[name]
                 self._seen.pop(name, None)
+                self._changed_days.discard(name)
 
     # --- de-duplication -----------------------------------------------------------------------
 
     def seen(self, day: Day, bucket: dict[str, Any], event_id: str) -> bool:
         """Tell whether the day has seen this event id; remember it if not."""
         fp = fingerprint(event_id)
-        index = self._seen.get(day.name)
-        if index is None:
-            index = self._seen[day.name] = set(bucket["seen"])
-        if fp in index:
+        seen = self._seen.get(day.name)
+        if seen is None:
+            seen = self._seen[day.name] = _SeenDay(bucket["seen"])
+        if fp in seen.index:
             return True
-        index.add(fp)
-        bucket["seen"].append(fp)
+        seen.index.add(fp)
+        seen.packed += fp
+        self._changed_days.add(day.name)
         return False
 
     # --- lifetime -----------------------------------------------------------------------------
