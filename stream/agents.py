@@ -20,12 +20,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import TP
 
 from stream import metrics
@@ -36,13 +35,24 @@ from stream.pipeline import Batch, Output, Pipeline, Record
 log = logging.getLogger(__name__)
 
 
-def _bind(event: Any) -> None:
-    """Make ``event`` the current event, so table access goes to its partition.
+@dataclass(frozen=True, slots=True)
+class _ChangelogRecord:
+    """The fields of a changelog message that ``Store.apply_changelog_batch`` reads."""
 
-    Faust tables pick the partition (store and changelog) from the current event; writes made from
-    the flush, outside the stream's own iteration, must set it themselves.
-    """
-    _current_event.set(weakref.ref(event))
+    tp: TP
+    offset: int
+    partition: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    message: _ChangelogRecord
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class BatchFlusher:
@@ -132,24 +142,29 @@ class BatchFlusher:
             _observe(batch, time.perf_counter() - started)
 
     async def _persist(self, batch: Batch) -> None:
-        """Write the batch's states to RocksDB and their changelog, and wait for the changelog.
+        """Write the batch's states to the changelog topic, then to RocksDB as recovery would.
 
-        This is what ``table[key] = value`` does, without its per-write cost in Faust: the store put
-        goes to the partition of the bound event, the changelog record to the same partition, and the
-        changelog offsets are recorded in the store so recovery reads only what is newer.
+        Each state goes to the changelog partition of the input it came from (as ``table[key] = value``
+        would send it); once Kafka acknowledged them, the store applies them with the same call Faust
+        uses to restore a changelog: one RocksDB write batch per partition, and the changelog offsets
+        recorded so that recovery reads only what is newer.
         """
         if not batch.states:
             return
-        store = self.table.data
         changelog = self.changelog
-        records = []
-        for user_key, (record, value) in batch.states.items():
-            _bind(record.handle)
-            store[user_key] = value
-            records.append(Output(changelog, user_key, value, record, partition=record.partition))
+        records = [
+            Output(changelog, user_key, value, record, partition=record.partition)
+            for user_key, (record, value) in batch.states.items()
+        ]
         offsets = await self.output.publish(records)
-        for (topic, partition), offset in offsets.items():
-            store.set_persisted_offset(TP(topic, partition), offset)
+        applied = [
+            _Applied(
+                _ChangelogRecord(tp, offsets[(changelog, tp.partition)], tp.partition, out.key, out.value)
+            )
+            for out in records
+            for tp in (TP(changelog, out.partition or 0),)
+        ]
+        self.table.data.apply_changelog_batch(applied, to_key=_same, to_value=_same)
 
     async def drain(self) -> None:
         """Flush what is pending and forget cached states (partitions are moving)."""
