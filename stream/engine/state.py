@@ -99,18 +99,17 @@ class UserState:
 
     def week(self, day: Day) -> dict[str, Any]:
         """Return the bucket of the ISO week of a day, creating it."""
-        weeks = self.doc["weeks"]
-        bucket = weeks.get(day.week)
-        if bucket is None:
-            bucket = weeks[day.week] = _bucket(day.week_end_ms)
-        return bucket  # type: ignore[no-any-return]
+        return self._period("weeks", day.week, day.week_end_ms)
 
     def month(self, day: Day) -> dict[str, Any]:
         """Return the bucket of the month of a day, creating it."""
-        months = self.doc["months"]
-        bucket = months.get(day.month)
+        return self._period("months", day.month, day.month_end_ms)
+
+    def _period(self, kind: str, name: str, end_ms: int) -> dict[str, Any]:
+        buckets = self.doc[kind]
+        bucket = buckets.get(name)
         if bucket is None:
-            bucket = months[day.month] = _bucket(day.month_end_ms)
+            bucket = buckets[name] = _bucket(end_ms)
         return bucket  # type: ignore[no-any-return]
 
     def is_too_late(self, day: Day, retention_ms: int) -> bool:

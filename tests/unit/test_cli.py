@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,26 +32,26 @@ def test_readme_documents_every_setting() -> None:
         assert f"`{field.alias}`" in readme
 
 
-def test_invalid_rules_file_stops_the_worker_naming_the_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("original", "broken", "field"),
+    [
+        (
+            "like_given:      {points: 1, daily_cap: 10}",
+            "like_given: {points: 1, daily_cap: -3}",
+            "rules.like_given.daily_cap",
+        ),
+        ("  vote:            {points: 8}", "  vote:            {points: 8, ponits: 9}", "rules.vote.ponits"),
+    ],
+)
+def test_invalid_rules_file_stops_the_worker_naming_the_field(
+    tmp_path: Path, original: str, broken: str, field: str
+) -> None:
     rules = tmp_path / "rules.yaml"
     text = (ROOT / "stream" / "rules" / "default.yaml").read_text()
-    rules.write_text(
-        text.replace("like_given:      {points: 1, daily_cap: 10}", "like_given: {points: 1, daily_cap: -3}")
-    )
+    assert original in text
+    rules.write_text(text.replace(original, broken))
     # No broker is needed: the rules are checked before anything connects.
     env = {"PATH": "/usr/bin:/bin", "STREAM_RULES_FILE": str(rules), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     result = _stream("worker", env=env)
     assert result.returncode != 0
-    assert "rules.like_given.daily_cap" in result.stderr
-
-
-def test_unknown_field_in_rules_file_is_named(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    text = (ROOT / "stream" / "rules" / "default.yaml").read_text()
-    rules.write_text(
-        text.replace("  vote:            {points: 8}", "  vote:            {points: 8, ponits: 9}")
-    )
-    env = {"PATH": "/usr/bin:/bin", "STREAM_RULES_FILE": str(rules), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
-    result = _stream("worker", env=env)
-    assert result.returncode != 0
-    assert "rules.vote.ponits" in result.stderr
+    assert field in result.stderr
