@@ -6,8 +6,8 @@ batch window passes, in this order:
 
 1. send every output (awards, badges, credits, forwards, dead letters) through librdkafka and wait
    for Kafka's acknowledgement;
-2. write each changed user state once to the table's RocksDB store and its changelog topic, and
-   wait for the changelog;
+2. write each changed user state once to the table's changelog topic, wait for Kafka's
+   acknowledgement, then apply it to the table's RocksDB store;
 3. acknowledge the batch's records, so Faust may commit their offsets.
 
 A crash before 2 replays the batch from the old states into the same outputs with the same ids; a
@@ -159,10 +159,15 @@ class BatchFlusher:
         offsets = await self.output.publish(records)
         applied = [
             _Applied(
-                _ChangelogRecord(tp, offsets[(changelog, tp.partition)], tp.partition, out.key, out.value)
+                _ChangelogRecord(
+                    TP(changelog, record.partition),
+                    offsets[(changelog, record.partition)],
+                    record.partition,
+                    user_key,
+                    value,
+                )
             )
-            for out in records
-            for tp in (TP(changelog, out.partition or 0),)
+            for user_key, (record, value) in batch.states.items()
         ]
         self.table.data.apply_changelog_batch(applied, to_key=_same, to_value=_same)
 
