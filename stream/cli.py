@@ -44,9 +44,9 @@ def run_worker(settings: Settings) -> None:
     """Validate rules, create topics, then run one Faust worker until it is stopped."""
     import faust
 
-    from stream.app import create_worker
     from stream.rules import RulesError, load_rules
-    from stream.topics import TopicError, ensure_topics
+    from stream.runtime.app import create_worker
+    from stream.runtime.topics import TopicError, ensure_topics
 
     try:
         rules = load_rules(settings.rules_file)

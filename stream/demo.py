@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stream import feed
 from stream.rules import RulesError, load_rules
+from stream.runtime.topics import TopicError, ensure_topics
 from stream.settings import Settings
-from stream.topics import TopicError, ensure_topics
 
 HOUR_MS = 3_600_000
 

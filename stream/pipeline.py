@@ -5,7 +5,7 @@ what to store. It decides per record: dead letter (invalid input), forward (the 
 partition other than its user's, or it is a credit for another user), or apply the rules.
 
 The agent must send every output and see it acknowledged *before* it stores the states: then a crash
-at any point replays into the same awards with the same ids (see stream/agents.py).
+at any point replays into the same awards with the same ids (see stream/runtime/flush.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Every setting is an environment variable; ``stream --help`` and the README list 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,35 @@ class Settings(BaseSettings):
         20, alias="STREAM_BATCH_WINDOW_MS", ge=1, description="longest wait to fill a batch, milliseconds"
     )
     log_level: str = Field("info", alias="STREAM_LOG_LEVEL", description="worker log level")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once",
+        alias="STREAM_PROCESSING_GUARANTEE",
+        description="exactly_once (one Kafka transaction per batch) or at_least_once",
+    )
+    instance_id: str | None = Field(
+        None,
+        alias="STREAM_INSTANCE_ID",
+        description="static group membership id, stable across restarts (the pod name on Kubernetes)",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", alias="KAFKA_SASL_MECHANISM", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    sasl_username: str | None = Field(None, alias="KAFKA_SASL_USERNAME", description="SASL user")
+    sasl_password: str | None = Field(None, alias="KAFKA_SASL_PASSWORD", description="SASL password")
+    ssl_cafile: Path | None = Field(
+        None,
+        alias="KAFKA_SSL_CAFILE",
+        description="CA certificate (PEM) that signed the brokers' certificates",
+    )
+    fault_kill: str | None = Field(
+        None,
+        alias="STREAM_FAULT_KILL",
+        description="testing only: PHASE:N makes the worker SIGKILL itself in flush phase PHASE "
+        "(sent, durable, applied) of its N-th batch",
+    )
 
     @property
     def input_topics(self) -> dict[str, str]:
@@ -79,6 +109,8 @@ def settings_help() -> str:
     """Describe every environment variable with its default, one per line."""
     lines = []
     for field in Settings.model_fields.values():
-        default = "(bundled rules)" if field.default is None else field.default
+        default = field.default
+        if default is None:
+            default = "(bundled rules)" if field.alias == "STREAM_RULES_FILE" else "(none)"
         lines.append(f"  {field.alias:<28} {field.description} [default: {default}]")
     return "\n".join(lines)

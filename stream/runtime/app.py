@@ -9,15 +9,15 @@ from typing import Any
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from stream import metrics
-from stream.agents import BatchFlusher
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
-from stream.output import OutputProducer
 from stream.pipeline import Pipeline, Record, Topics
 from stream.rules import Rules
+from stream.runtime import metrics
+from stream.runtime.flush import BatchFlusher
+from stream.runtime.output import OutputProducer
+from stream.runtime.topics import routed_topic
 from stream.settings import Settings
-from stream.topics import routed_topic
 
 STATE_TABLE = "users"
 
@@ -103,7 +103,7 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
     setup_prometheus_sensors(app)
     metrics.RULES_VERSION.labels(rules.version).set(1)
     worker = Worker(app, table, pipeline, flusher, settings, rules)
-    from stream.web import register_views
+    from stream.runtime.web import register_views
 
     register_views(worker)
     return worker

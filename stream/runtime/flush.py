@@ -27,10 +27,10 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from stream import metrics
 from stream.engine.processor import IGNORED
-from stream.output import OutputProducer
 from stream.pipeline import Batch, Output, Pipeline, Record
+from stream.runtime import metrics
+from stream.runtime.output import OutputProducer
 
 log = logging.getLogger(__name__)
 

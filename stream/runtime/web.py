@@ -1,6 +1,6 @@
 """Serve the HTTP views: health, the rules in force, a user's state.
 
-/metrics is served by Faust's Prometheus sensor setup (see stream/app.py).
+/metrics is served by Faust's Prometheus sensor setup (see stream/runtime/app.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from faust import web
 from stream.engine.state import UserState
 
 if TYPE_CHECKING:
-    from stream.app import Worker
+    from stream.runtime.app import Worker
 
 
 def user_view(state: UserState, levels: list[str]) -> dict[str, Any]:
