@@ -27,6 +27,12 @@ MAX_INT: Final = 2**53 - 1
 
 DEFAULT_MAX_FUTURE_MS: Final = 3_600_000
 
+MAX_ID_CHARS: Final = 256
+"""Longest id accepted (``maxLength`` of the schemas): a longer one is ``invalid_value``."""
+
+MAX_RECORD_BYTES: Final = 65_536
+"""Largest input value accepted: a larger one is ``too_large`` (an IM event is a few hundred bytes)."""
+
 _MESSAGE_KINDS: Final = frozenset(MESSAGE_KINDS)
 _ACTIVITY_TYPES: Final = frozenset(ACTIVITY_TYPES)
 _INVITE_TYPES: Final = frozenset(INVITE_TYPES)
@@ -44,8 +50,10 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     FUTURE_TS = "future_ts"
     TOO_LATE = "too_late"
+    TOO_LARGE = "too_large"
     MISROUTED = "misrouted"
     PROCESSING_ERROR = "processing_error"
+    OUTPUT_REJECTED = "output_rejected"
 
 
 class InvalidEvent(Exception):
@@ -177,6 +185,10 @@ def decode(
         if source == "member":
             return _member_left(key)
         raise InvalidEvent(Reason.NOT_JSON, "record has no value (null)")
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            Reason.TOO_LARGE, f"value is {len(raw)} bytes; at most {MAX_RECORD_BYTES} are accepted"
+        )
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -276,14 +288,14 @@ _DECODERS: Final[dict[str, Callable[[_Doc, int], Event]]] = {
 
 def _id(d: _Doc, name: str, required_by: str | None = None) -> str:
     v = d.get(name)
-    if type(v) is str and v:
+    if type(v) is str and v and len(v) <= MAX_ID_CHARS:
         return v
     raise _bad_id(d, name, v, required_by)
 
 
 def _opt_id(d: _Doc, name: str) -> str | None:
     v = d.get(name)
-    if v is None or (type(v) is str and v):
+    if v is None or (type(v) is str and v and len(v) <= MAX_ID_CHARS):
         return v
     raise _bad_id(d, name, v, None)
 
@@ -345,6 +357,10 @@ def _bad_id(d: _Doc, name: str, v: object, required_by: str | None) -> InvalidEv
         return _missing(d, name, required_by)
     if type(v) is not str:
         return InvalidEvent(Reason.WRONG_TYPE, f"field {name!r} must be a string, got {_json_type(v)}")
+    if v:
+        return InvalidEvent(
+            Reason.INVALID_VALUE, f"field {name!r} is {len(v)} characters long; at most {MAX_ID_CHARS}"
+        )
     return InvalidEvent(Reason.INVALID_VALUE, f"field {name!r} must not be empty")
 
 
@@ -381,6 +397,15 @@ def _clip(s: str, limit: int = 40) -> str:
 # --- dead letters ---
 
 
+MAX_DEADLETTER_VALUE_BYTES: Final = 16_384
+"""Most bytes of the original value a dead letter carries; a larger value is cut (``truncated``)."""
+
+MAX_DEADLETTER_KEY_BYTES: Final = 1_024
+"""Most bytes of the original key a dead letter carries."""
+
+MAX_DEADLETTER_DETAIL_CHARS: Final = 1_000
+
+
 def encode_deadletter(
     topic: str,
     partition: int,
@@ -394,19 +419,26 @@ def encode_deadletter(
     """Build the ``rewards.deadletter`` record for an input record that could not be processed.
 
     The value is kept as its UTF-8 text when it decodes, else as base64 (``value_encoding`` says which), so
-    the original bytes can always be recovered. The key is UTF-8 text with undecodable bytes shown as
-    ``\\xNN`` escapes, or null. ``reason`` must be a ``Reason`` value (``ValueError`` otherwise).
+    the original bytes can be recovered. A dead letter is bounded in size whatever the input: a value over
+    ``MAX_DEADLETTER_VALUE_BYTES`` is cut to that many bytes (``truncated`` is true, ``value_size`` keeps
+    the original size; topic, partition and offset locate the whole record). The key is UTF-8 text with
+    undecodable bytes shown as ``\\xNN`` escapes, or null, cut the same way. ``reason`` must be a
+    ``Reason`` value (``ValueError`` otherwise).
     """
     text: str | None
     encoding = "utf-8"
+    size: int | None = None
+    truncated = False
     if value is None:
         text = None
     else:
-        try:
-            text = bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            text = base64.b64encode(value).decode("ascii")
-            encoding = "base64"
+        value = bytes(value)
+        size = len(value)
+        if size > MAX_DEADLETTER_VALUE_BYTES:
+            value, truncated = value[:MAX_DEADLETTER_VALUE_BYTES], True
+        text, encoding = _text_or_base64(value, truncated)
+    if key is not None and len(key) > MAX_DEADLETTER_KEY_BYTES:
+        key, truncated = key[:MAX_DEADLETTER_KEY_BYTES], True
     return orjson.dumps(
         {
             "topic": topic,
@@ -415,8 +447,20 @@ def encode_deadletter(
             "key": None if key is None else bytes(key).decode("utf-8", "backslashreplace"),
             "value": text,
             "value_encoding": encoding,
+            "value_size": size,
+            "truncated": truncated,
             "reason": Reason(reason).value,
-            "detail": detail,
+            "detail": _clip(detail, MAX_DEADLETTER_DETAIL_CHARS),
             "ts": now_ms,
         }
     )
+
+
+def _text_or_base64(value: bytes, truncated: bool) -> tuple[str, str]:
+    """Return the value as UTF-8 text, or base64 when it is not UTF-8 (a cut character is dropped)."""
+    try:
+        return value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(value) - 3 and exc.reason == "unexpected end of data":
+            return value[: exc.start].decode("utf-8"), "utf-8"
+    return base64.b64encode(value).decode("ascii"), "base64"

@@ -36,7 +36,7 @@ ERROR = "error"
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One consumed Kafka record; ``handle`` is the framework's event, opaque here."""
+    """One consumed Kafka record."""
 
     topic: str
     partition: int
@@ -44,7 +44,6 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
-    handle: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +60,10 @@ class Output:
 
 @dataclass(slots=True)
 class Batch:
-    """What a batch produced: outputs to send, then states to store, then records to acknowledge."""
+    """What a batch produced: outputs to send, states to store, input offsets to commit."""
 
     records: list[Record] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> next offset
     outputs: list[Output] = field(default_factory=list)
     dirty: dict[bytes, Record] = field(default_factory=dict)  # user -> a record of the user's partition
     states: dict[bytes, tuple[Record, bytes]] = field(default_factory=dict)  # filled by take_batch
@@ -125,6 +125,7 @@ class Pipeline:
         """Process one record into the current batch."""
         batch = self.batch
         batch.records.append(record)
+        batch.offsets[(record.topic, record.partition)] = record.offset + 1
         now = self.now_ms()
         try:
             self._one(record, now, batch)
@@ -252,6 +253,26 @@ class Pipeline:
         for credit in outcome.credits:
             value = orjson.dumps({"credit": credit.to_record()})
             outputs.append(Output(topics.routed, credit.user_id.encode(), value, record, record.timestamp_ms))
+
+    def rejected(self, output: Output, error: str) -> Output:
+        """Return the dead letter that replaces an output Kafka refused for good (``output_rejected``).
+
+        It names the input record the output came from; the dead letter is bounded in size, so it is
+        never refused itself.
+        """
+        source = output.source
+        detail = f"output to {output.topic} ({len(output.value)} bytes) rejected: {error}"
+        value = encode_deadletter(
+            source.topic,
+            source.partition,
+            source.offset,
+            source.key,
+            source.value,
+            Reason.OUTPUT_REJECTED,
+            detail,
+            self.now_ms(),
+        )
+        return Output(self.topics.deadletter, None, value, source)
 
     def _dead(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,15 +13,30 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
-from stream.pipeline import Pipeline, Record, Topics
+from stream.pipeline import Output, Pipeline, Topics
 from stream.rules import Rules
 from stream.runtime import metrics
-from stream.runtime.flush import BatchFlusher
-from stream.runtime.output import OutputProducer
+from stream.runtime.faults import FaultInjector
+from stream.runtime.flush import AtLeastOnce, BatchFlusher, ExactlyOnce, Guarantee
+from stream.runtime.ingest import BatchSink, BatchTransport
+from stream.runtime.output import OutputProducer, Rejection
+from stream.runtime.recovery import CommittedRecovery, CommittedTableManager
 from stream.runtime.topics import routed_topic
 from stream.settings import Settings
 
 STATE_TABLE = "users"
+SESSION_TIMEOUT_S = 15.0
+MAX_POLL_RECORDS = 5000
+
+
+class RewardsApp(faust.App):
+    """A Faust app whose consumer hands the batch topics to ``batch_sink`` (stream/runtime/ingest.py)."""
+
+    batch_sink: BatchSink | None = None
+    read_committed: bool = False
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
 
 
 @dataclass
@@ -38,9 +55,30 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def kafka_config(settings: Settings) -> dict[str, Any]:
+    """Return the librdkafka settings every confluent-kafka client of the worker starts from."""
+    return {"bootstrap.servers": settings.bootstrap_servers}
+
+
+def transactional_id(settings: Settings) -> str:
+    """Return a transactional id that stays the same when this worker restarts.
+
+    A restarted worker registering the same id fences its predecessor and aborts the transaction it left
+    open, at once rather than after the transaction time-out. With static membership the instance id is
+    stable by definition; otherwise the host name and the data directory (one worker per directory, which
+    RocksDB's lock enforces) stand for the instance.
+    """
+    if settings.instance_id:
+        return f"{settings.app_id}-{settings.instance_id}"
+    where = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+    return f"{settings.app_id}-{hashlib.blake2b(where.encode(), digest_size=6).hexdigest()}"
+
+
 def create_worker(settings: Settings, rules: Rules) -> Worker:
-    """Return the Faust app with its table, agent, web views and metrics wired up."""
-    app = faust.App(
+    """Return the Faust app with its table, batch path, web views and metrics wired up."""
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    faults = FaultInjector(settings.fault_kill)
+    app = RewardsApp(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")],
         store="rocksdb://",
@@ -51,50 +89,62 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         producer_acks=-1,
         producer_linger_ms=1,
+        TableManager=CommittedTableManager,
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_in_thread=False,
     )
+    app.read_committed = exactly_once
+    CommittedRecovery.probe_config = kafka_config(settings)
     table = app.Table(
         STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
     )
-    routed = routed_topic(settings)
     topics = Topics(
         sources=settings.input_topics,
-        routed=routed,
+        routed=routed_topic(settings),
         points=settings.topic_points,
         badges=settings.topic_badges,
         deadletter=settings.topic_deadletter,
     )
 
-    def load(record: Record, user_key: bytes) -> bytes | None:
+    def load(_record: Any, user_key: bytes) -> bytes | None:
         value: bytes | None = table.get(user_key)
         return value
 
     engine = Engine(rules, Calendar(settings.timezone))
     pipeline = Pipeline(
-        engine,
-        topics,
-        settings.topic_partitions,
-        _now_ms,
-        rules.time.max_future_minutes * 60_000,
-        load,
+        engine, topics, settings.topic_partitions, _now_ms, rules.time.max_future_minutes * 60_000, load
     )
-    output = OutputProducer(settings.bootstrap_servers, f"{settings.app_id}-output")
-    flusher = BatchFlusher(app, table, pipeline, output, settings.batch_max, settings.batch_window_ms / 1000)
-    channel = app.topic(*settings.input_topics, routed, key_type=bytes, value_type=bytes)
 
-    @app.agent(channel, name="rewards", concurrency=1)
-    async def rewards(stream: Any) -> None:
-        await flusher.run(stream)
+    def substitute(rejection: Rejection) -> Output:
+        metrics.DEADLETTERS.labels("output_rejected").inc()
+        return pipeline.rejected(rejection.output, rejection.error)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc, arg-type]
-    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        await flusher.drain()
+    guarantee: Guarantee
+    if exactly_once:
+        output = OutputProducer(kafka_config(settings), transactional_id=transactional_id(settings))
+        guarantee = ExactlyOnce(app, output, substitute, settings.instance_id)
+    else:
+        output = OutputProducer(kafka_config(settings))
+        guarantee = AtLeastOnce(app, output, substitute)
+    output.on_sent = lambda: faults.reached("sent")
+    flusher = BatchFlusher(
+        app, table, pipeline, guarantee, settings.batch_max, settings.batch_window_ms / 1000, faults
+    )
+    app.batch_sink = flusher
+    # Subscribe to the batch topics; their records never reach a Faust stream (see ingest.py).
+    app.topics.add(app.topic(*flusher.topics, key_type=bytes, value_type=bytes))
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def flush_batches() -> None:
+        await flusher.run()
 
     @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -102,6 +152,7 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
 
     setup_prometheus_sensors(app)
     metrics.RULES_VERSION.labels(rules.version).set(1)
+    metrics.GUARANTEE.labels(settings.processing_guarantee).set(1)
     worker = Worker(app, table, pipeline, flusher, settings, rules)
     from stream.runtime.web import register_views
 

@@ -1,28 +1,32 @@
-"""Adapt the pipeline to Faust: consume, flush batches, acknowledge.
+"""Own the batch lifecycle: process fetched records, flush batches, commit their input offsets.
 
-One agent, concurrency 1, reads every input topic and the internal routed topic. Each record is
-processed at once into the pipeline's current batch; a batch is flushed when it is full or when the
-batch window passes, in this order:
+The ingest path (stream/runtime/ingest.py) hands each fetch's records to ``BatchFlusher.add``, which runs
+them through the pipeline into the current batch. A background task flushes the batch when it is full or
+when the batch window passes, while the next one fills:
 
-1. send every output (awards, badges, credits, forwards, dead letters) through librdkafka and wait
-   for Kafka's acknowledgement;
-2. write each changed user state once to the table's changelog topic, wait for Kafka's
-   acknowledgement, then apply it to the table's RocksDB store;
-3. acknowledge the batch's records, so Faust may commit their offsets.
+- ``exactly_once``: one Kafka transaction holds the batch's outputs (awards, badges, credits, forwards,
+  dead letters), its state changelog records and its input offsets; then the states go to RocksDB.
+- ``at_least_once``: outputs are sent and acknowledged, then the changelog records, then the input
+  offsets are committed; then the states go to RocksDB.
 
-A crash before 2 replays the batch from the old states into the same outputs with the same ids; a
-crash after 2 replays into duplicates that the states recognise. Nothing is acknowledged early.
+An input offset is committed only with (or after) everything its records produced, by this code and never
+by Faust: the batch records are never acknowledged to Faust. On revoke and on stop the pending batch is
+flushed first (``drain``), so a partition moves with everything before its committed offset done. A crash
+before the commit replays the batch from the last committed state: under ``exactly_once`` its first
+attempt was aborted; under ``at_least_once`` it yields the same ids again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import TP
@@ -30,9 +34,12 @@ from faust.types import TP
 from stream.engine.processor import IGNORED
 from stream.pipeline import Batch, Output, Pipeline, Record
 from stream.runtime import metrics
-from stream.runtime.output import OutputProducer
+from stream.runtime.faults import FaultInjector
+from stream.runtime.output import OutputProducer, Rejection, group_metadata
 
 log = logging.getLogger(__name__)
+
+GC_FREEZE_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,126 +62,198 @@ def _same(value: Any) -> Any:
     return value
 
 
+class Guarantee(Protocol):
+    """How a batch becomes durable together with its input offsets."""
+
+    async def start(self) -> None:
+        """Prepare the producer (exactly once: register the transactional id)."""
+
+    async def commit(
+        self, outputs: list[Output], changelog: list[Output], offsets: dict[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """Make outputs, changelog and input offsets durable; return the last offset written per partition."""
+
+
+class AtLeastOnce:
+    """Outputs first, then the changelog, then the input offsets: a crash repeats, never loses."""
+
+    def __init__(
+        self, app: faust.App, output: OutputProducer, substitute: Callable[[Rejection], Output]
+    ) -> None:
+        self.app, self.output, self.substitute = app, output, substitute
+
+    async def start(self) -> None:
+        """Nothing to prepare."""
+
+    async def commit(
+        self, outputs: list[Output], changelog: list[Output], offsets: dict[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """Send outputs, then the changelog, each acknowledged; then commit the input offsets."""
+        await self.output.publish(outputs, self.substitute)
+        written = await self.output.publish(changelog, self.substitute)
+        if offsets:
+            consumer: Any = self.app.consumer
+            committed = await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+            if not committed:
+                log.warning("input offsets not committed (rebalancing): the batch may be replayed")
+        return written
+
+
+class ExactlyOnce:
+    """One Kafka transaction per batch: outputs, changelog and input offsets commit or abort together."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        output: OutputProducer,
+        substitute: Callable[[Rejection], Output],
+        instance_id: str | None,
+    ) -> None:
+        self.app, self.output, self.substitute, self.instance_id = app, output, substitute, instance_id
+
+    async def start(self) -> None:
+        """Register the transactional id: fences an older instance and aborts its open transaction."""
+        await self.output.init_transactions()
+
+    def group_metadata(self) -> bytes:
+        """Return the consuming member's group metadata, so the broker fences a zombie by generation."""
+        consumer: Any = self.app.consumer
+        coordinator = consumer._thread._ensure_consumer()._coordinator
+        return group_metadata(
+            self.app.conf.id, coordinator.generation, coordinator.member_id, self.instance_id
+        )
+
+    async def commit(
+        self, outputs: list[Output], changelog: list[Output], offsets: dict[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """Send outputs and changelog and commit the input offsets in one transaction."""
+        return await self.output.transact(
+            [*outputs, *changelog], offsets, self.group_metadata, self.substitute
+        )
+
+
 class BatchFlusher:
-    """Own the batch lifecycle of one agent: process, flush on size or time, acknowledge."""
+    """Fill batches from fetched records, flush them on size or time, stop the worker when one fails."""
 
     def __init__(
         self,
         app: faust.App,
         table: Any,
         pipeline: Pipeline,
-        output: OutputProducer,
+        guarantee: Guarantee,
         batch_max: int,
         window_s: float,
+        faults: FaultInjector,
     ) -> None:
         self.app = app
-        self.output = output
         self.table = table
         self.changelog: str = table.changelog_topic.get_topic_name()
         self.pipeline = pipeline
+        self.guarantee = guarantee
         self.batch_max = batch_max
         self.window_s = window_s
+        self.faults = faults
+        self.topics = frozenset([*pipeline.topics.sources, pipeline.topics.routed])
         self.lock = asyncio.Lock()
         self._full = asyncio.Event()
-        self.stream: Any = None
+        self._failed = False
 
-    async def run(self, stream: Any) -> None:
-        """Consume ``stream`` until it ends; a background task flushes while this one fills."""
-        self.stream = stream.noack()
-        flusher = asyncio.ensure_future(self._flush_forever())
-        try:
-            async for event in self.stream.events():
-                message = event.message
-                self.pipeline.process(
-                    Record(
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        message.key,
-                        message.value,
-                        int(message.timestamp * 1000),
-                        event,
-                    )
-                )
-                pending = self.pipeline.pending
-                if pending >= self.batch_max:
-                    self._full.set()
-                    if pending >= 2 * self.batch_max:
-                        await self._flush_or_crash()  # back-pressure: the flusher is behind
-        finally:
-            flusher.cancel()
+    # --- the BatchSink side (called by the ingest path) ---------------------------------------------------
 
-    async def _flush_forever(self) -> None:
-        """Flush whenever a batch is full or the batch window passes."""
-        while True:
+    def add(self, records: list[Record]) -> None:
+        """Process fetched records into the current batch."""
+        process = self.pipeline.process
+        for record in records:
+            process(record)
+        if self.pipeline.pending >= self.batch_max:
+            self._full.set()
+
+    async def after_fetch(self) -> None:
+        """Hold the fetch loop while the batch is twice its size (the flusher is behind)."""
+        if self.pipeline.pending >= 2 * self.batch_max:
+            await self._flush_or_crash()
+
+    async def drain(self) -> None:
+        """Flush what is pending and forget cached states (partitions are moving, or the worker stops)."""
+        if await self._flush_or_crash():
+            self.pipeline.forget()
+
+    # --- flushing ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Prepare the guarantee, then flush whenever a batch is full or the window passes."""
+        await self.guarantee.start()
+        frozen_at = time.monotonic()
+        while not self._failed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.window_s)
             self._full.clear()
-            if self.pipeline.pending and not await self._flush_or_crash():
-                return
+            if self.pipeline.pending:
+                await self._flush_or_crash()
+            if time.monotonic() - frozen_at > GC_FREEZE_EVERY_S:
+                # Cached states are long-lived: keep full collections from scanning them again and again
+                # (each scan paused the loop 110-200 ms). Frozen objects are still freed by refcount.
+                gc.freeze()
+                frozen_at = time.monotonic()
 
     async def _flush_or_crash(self) -> bool:
-        """Flush; on failure stop the worker, so that the unacknowledged batch is replayed on restart.
+        """Flush; on failure stop the worker, so that the uncommitted batch is replayed on restart.
 
-        Going on instead would leave the cached states ahead of what was sent and persisted.
+        Going on instead would leave the cached states ahead of what was committed.
         """
+        if self._failed:
+            return False
         try:
             await self.flush()
         except Exception as exc:
+            self._failed = True
             log.exception("flush failed; stopping the worker so the batch is replayed")
             await self.app.crash(exc)
             return False
         return True
 
     async def flush(self) -> None:
-        """Send, persist and acknowledge the current batch."""
+        """Make the current batch durable with its input offsets, then store its states."""
         async with self.lock:
             if not self.pipeline.pending:
                 return
             started = time.perf_counter()
             batch = self.pipeline.take_batch()
-            await self.output.publish(batch.outputs)
-            await self._persist(batch)
-            stream = self.stream
-            for record in batch.records:
-                await stream.ack(record.handle)
+            self.faults.next_batch()
+            changelog = [
+                Output(self.changelog, user_key, value, record, partition=record.partition)
+                for user_key, (record, value) in batch.states.items()
+            ]
+            written = await self.guarantee.commit(batch.outputs, changelog, batch.offsets)
+            self.faults.reached("durable")
+            self._apply(batch, written)
+            self.faults.reached("applied")
             self.pipeline.trim()
             _observe(batch, time.perf_counter() - started)
 
-    async def _persist(self, batch: Batch) -> None:
-        """Write the batch's states to the changelog topic, then to RocksDB as recovery would.
+    def _apply(self, batch: Batch, written: dict[tuple[str, int], int]) -> None:
+        """Write the batch's states to RocksDB as recovery would, recording the changelog offsets.
 
-        Each state goes to the changelog partition of the input it came from (as ``table[key] = value``
-        would send it); once Kafka acknowledged them, the store applies them with the same call Faust
-        uses to restore a changelog: one RocksDB write batch per partition, and the changelog offsets
-        recorded so that recovery reads only what is newer.
+        One RocksDB write batch per partition (the store's ``apply_changelog_batch``); the offset recorded
+        per partition is the batch's last changelog offset there, so recovery reads only what is newer.
         """
         if not batch.states:
             return
         changelog = self.changelog
-        records = [
-            Output(changelog, user_key, value, record, partition=record.partition)
-            for user_key, (record, value) in batch.states.items()
-        ]
-        offsets = await self.output.publish(records)
         applied = [
             _Applied(
                 _ChangelogRecord(
                     TP(changelog, record.partition),
-                    offsets[(changelog, record.partition)],
+                    written[(changelog, record.partition)],
                     record.partition,
                     user_key,
                     value,
                 )
             )
             for user_key, (record, value) in batch.states.items()
+            if (changelog, record.partition) in written
         ]
         self.table.data.apply_changelog_batch(applied, to_key=_same, to_value=_same)
-
-    async def drain(self) -> None:
-        """Flush what is pending and forget cached states (partitions are moving)."""
-        if await self._flush_or_crash():
-            self.pipeline.forget()
 
 
 def _observe(batch: Batch, seconds: float) -> None:

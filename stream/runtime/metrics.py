@@ -26,3 +26,6 @@ BATCH_SIZE = Histogram(
     "stream_batch_size", "Records per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 )
 RULES_VERSION = Gauge("stream_rules_info", "The rules version in force (value 1)", ["version"])
+GUARANTEE = Gauge(
+    "stream_processing_guarantee_info", "The processing guarantee in force (value 1)", ["guarantee"]
+)

@@ -1,87 +1,320 @@
-"""Publish the worker's output records through librdkafka and wait for Kafka's acknowledgement.
+"""Publish the worker's output records through librdkafka: plainly, or in one transaction per batch.
 
-Faust's own producer (aiokafka, pure Python) costs tens of microseconds per record; awards, credits and
-dead letters go through confluent-kafka instead. ``publish`` hands a batch to librdkafka and waits for
-every delivery report in a worker thread, so the event loop keeps consuming meanwhile. Keys are hashed
-with murmur2 like Kafka's Java client and aiokafka, so a record keyed by a user lands on the partition
-that user's state lives on.
+Faust's own producer (aiokafka, pure Python) costs tens of microseconds per record; awards, changelog
+records, credits and dead letters go through confluent-kafka instead. Keys are hashed with murmur2 like
+Kafka's Java client and aiokafka, so a record keyed by a user lands on the partition that user's state
+lives on; an output with an explicit partition (a changelog record) goes exactly there.
+
+Every blocking librdkafka call runs on one dedicated thread, so the event loop keeps consuming and the
+calls of one batch never interleave with another's. Failures are sorted in three:
+
+- *rejected* (the broker or the client refuses this record for good: too large, invalid): the record
+  is replaced by a bounded dead letter with reason ``output_rejected`` and the batch goes on;
+- *transient* (broker down, time-outs): retried with back-off until it succeeds, losing nothing;
+- *fatal* (fenced by a newer instance, misconfiguration): ``FatalProducerError``, the worker stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from stream.pipeline import Output
 
+log = logging.getLogger(__name__)
 
-class DeliveryError(RuntimeError):
-    """Raised when Kafka did not acknowledge every record of a batch."""
+REJECTED_CODES = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_MSG,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError._INVALID_ARG,
+    }
+)
+"""Errors that no retry can cure for this record: it becomes a dead letter instead."""
+
+MAX_BACKOFF_S = 5.0
+
+
+class FatalProducerError(RuntimeError):
+    """Raised when the producer cannot go on (fenced, misconfigured): the worker must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An output the broker or client refused for good, and why."""
+
+    output: Output
+    error: str
+
+
+Substitute = Callable[[Rejection], Output]
+"""Turn a rejected output into the record to send instead (a bounded dead letter)."""
+
+
+def _is_rejection(error: KafkaError) -> bool:
+    return error.code() in REJECTED_CODES
+
+
+class _Round:
+    """The outcome of handing one list of outputs to librdkafka and waiting for every report."""
+
+    __slots__ = ("_by_content", "failed", "offsets", "outputs")
+
+    def __init__(self, outputs: Sequence[Output]) -> None:
+        self.outputs = outputs
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.failed: list[tuple[Output, KafkaError]] = []
+        self._by_content: dict[tuple[str, bytes | None, bytes], list[Output]] | None = None
+
+    def on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        if error is None:
+            where = (message.topic(), message.partition())
+            offset = message.offset()
+            if offset > self.offsets.get(where, -1):
+                self.offsets[where] = offset
+            return
+        self.failed.append((self._find(message), error))
+
+    def _find(self, message: Any) -> Output:
+        """Return the output a failed report is about (rare: the index is built on first failure)."""
+        if self._by_content is None:
+            self._by_content = {}
+            for out in self.outputs:
+                self._by_content.setdefault((out.topic, out.key, out.value), []).append(out)
+        candidates = self._by_content.get((message.topic(), message.key(), message.value()))
+        if not candidates:
+            raise FatalProducerError(f"a delivery report names a record never sent to {message.topic()}")
+        return candidates.pop()
 
 
 class OutputProducer:
-    """Send batches of outputs and report when all of them are acknowledged."""
+    """Send batches of outputs, plainly (at least once) or in one Kafka transaction each (exactly once)."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str, **config: Any) -> None:
-        self._errors: list[str] = []
-        self._offsets: dict[tuple[str, int], int] = {}
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
-                "partitioner": "murmur2_random",
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 2,
-                "queue.buffering.max.messages": 1_000_000,
-                **config,
-            }
-        )
+    def __init__(self, config: dict[str, Any], *, transactional_id: str | None = None) -> None:
+        base = {
+            "partitioner": "murmur2_random",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 2,
+            "queue.buffering.max.messages": 1_000_000,
+            "message.timeout.ms": 0,  # at least once: librdkafka retries until delivered
+            **config,
+        }
+        if transactional_id is not None:
+            base["transactional.id"] = transactional_id
+            base.setdefault("transaction.timeout.ms", 30_000)
+            base["message.timeout.ms"] = base["transaction.timeout.ms"]
+        self.transactional = transactional_id is not None
+        self.on_sent: Callable[[], None] | None = None  # called once a round's records are all handed over
+        self._producer = Producer(base)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="output-producer")
+        self.max_message_bytes = int(base.get("message.max.bytes", 1_000_000))
 
-    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
-        if error is not None:
-            self._errors.append(f"{message.topic()}: {error}")
-            return
-        where = (message.topic(), message.partition())
-        offset = message.offset()
-        if offset > self._offsets.get(where, -1):
-            self._offsets[where] = offset
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    def produce(self, outputs: Sequence[Output]) -> None:
-        """Hand every output to librdkafka (non-blocking)."""
-        produce, poll, on_delivery = self._producer.produce, self._producer.poll, self._on_delivery
+    # --- one round: produce every output, wait for every report ---------------------------------------
+
+    def _round(self, outputs: Sequence[Output]) -> _Round:
+        result = _Round(outputs)
+        produce, poll, on_delivery = self._producer.produce, self._producer.poll, result.on_delivery
         for out in outputs:
             while True:
                 try:
-                    produce(
-                        out.topic,
-                        out.value,
-                        out.key,
-                        timestamp=out.timestamp_ms or 0,
-                        on_delivery=on_delivery,
-                    )
+                    if out.partition is None:
+                        produce(
+                            out.topic,
+                            out.value,
+                            out.key,
+                            timestamp=out.timestamp_ms or 0,
+                            on_delivery=on_delivery,
+                        )
+                    else:
+                        produce(
+                            out.topic,
+                            out.value,
+                            out.key,
+                            partition=out.partition,
+                            timestamp=out.timestamp_ms or 0,
+                            on_delivery=on_delivery,
+                        )
                     break
                 except BufferError:
                     poll(0.05)  # the local queue is full: serve delivery reports, then retry
+                except KafkaException as exc:  # refused before sending (e.g. larger than message.max.bytes)
+                    result.failed.append((out, exc.args[0]))
+                    break
+        if self.on_sent is not None:
+            self.on_sent()
+        while self._producer.flush(30.0):
+            log.warning("outputs still unacknowledged after 30 s; waiting (the broker may be down)")
+        return result
 
-    async def publish(self, outputs: Sequence[Output], timeout: float = 120.0) -> dict[tuple[str, int], int]:
-        """Send ``outputs``, wait until Kafka acknowledged all, return the last offset per partition.
+    def _sort(self, round_: _Round, substitute: Substitute) -> tuple[list[Output], list[Output], bool]:
+        """Split a round's failures into replacements (dead letters), retries, and whether any is fatal."""
+        replacements: list[Output] = []
+        retries: list[Output] = []
+        fatal = False
+        for out, error in round_.failed:
+            if _is_rejection(error):
+                log.error("output to %s rejected for good (%s): sent as a dead letter", out.topic, error)
+                replacements.append(substitute(Rejection(out, str(error))))
+            else:
+                fatal = fatal or error.fatal()
+                log.warning("output to %s failed (%s): retrying", out.topic, error)
+                retries.append(out)
+        return replacements, retries, fatal
 
-        Raise DeliveryError when any record failed or is still unacknowledged after ``timeout``.
+    # --- at least once ----------------------------------------------------------------------------------
+
+    async def publish(self, outputs: Sequence[Output], substitute: Substitute) -> dict[tuple[str, int], int]:
+        """Send ``outputs`` until Kafka acknowledged each (or its dead letter); return last offsets.
+
+        Transient failures are retried with back-off for as long as it takes.
         """
-        if not outputs:
-            return {}
-        self.produce(outputs)
-        remaining = await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, timeout)
-        offsets, self._offsets = self._offsets, {}
-        if remaining or self._errors:
-            errors, self._errors = self._errors, []
-            raise DeliveryError(f"{remaining} records unacknowledged, {len(errors)} failed: {errors[:3]}")
+        offsets: dict[tuple[str, int], int] = {}
+        pending: Sequence[Output] = outputs
+        backoff = 0.1
+        while pending:
+            round_ = await self._call(self._round, pending)
+            for where, offset in round_.offsets.items():
+                offsets[where] = max(offset, offsets.get(where, -1))
+            replacements, retries, fatal = self._sort(round_, substitute)
+            if fatal:
+                raise FatalProducerError(f"producer failed fatally: {round_.failed[0][1]}")
+            if retries:
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+            pending = replacements + retries
         return offsets
+
+    # --- exactly once -----------------------------------------------------------------------------------
+
+    async def init_transactions(self, timeout_s: float = 60.0) -> None:
+        """Register the transactional id, fencing any older producer of it and aborting its transaction."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._call(self._producer.init_transactions, timeout_s)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal() or not error.retriable():
+                    raise FatalProducerError(f"cannot initialise transactions: {error}") from exc
+                log.warning("init_transactions failed (%s); retrying in %.1f s", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    async def transact(
+        self,
+        outputs: Sequence[Output],
+        offsets: dict[tuple[str, int], int],
+        group_metadata: Callable[[], bytes],
+        substitute: Substitute,
+    ) -> dict[tuple[str, int], int]:
+        """Send ``outputs`` and commit the input ``offsets`` in one transaction; return last offsets.
+
+        A rejected output aborts the attempt and is replaced by its dead letter in the next; a transient
+        failure aborts or retries as librdkafka says. Only a fatal error (e.g. fenced by a newer instance
+        with the same transactional id, or by the group) raises.
+        """
+        pending = list(outputs)
+        positions = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+        ]
+        backoff = 0.1
+        while True:
+            try:
+                done = await self._call(self._attempt, pending, positions, group_metadata)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal() or not (error.retriable() or error.txn_requires_abort()):
+                    raise FatalProducerError(f"transaction failed: {error}") from exc
+                log.warning("transaction failed (%s); retrying the batch in %.1f s", error, backoff)
+                await self._call(self._abort_quietly)
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                continue
+            if isinstance(done, dict):
+                return done
+            replacements, retries, fatal = self._sort(done, substitute)
+            if fatal:
+                raise FatalProducerError(f"producer failed fatally: {done.failed[0][1]}")
+            failed = {id(out) for out, _ in done.failed}
+            pending = [out for out in pending if id(out) not in failed] + replacements + retries
+            if retries:
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    def _attempt(
+        self, outputs: Sequence[Output], positions: list[TopicPartition], group_metadata: Callable[[], bytes]
+    ) -> dict[tuple[str, int], int] | _Round:
+        """Run one transaction; return the offsets written, or the failed round after aborting it."""
+        producer = self._producer
+        producer.begin_transaction()
+        round_ = self._round(outputs)
+        if round_.failed:
+            producer.abort_transaction(30.0)
+            return round_
+        if positions:
+            producer.send_offsets_to_transaction(positions, group_metadata(), 30.0)
+        self._commit()
+        return round_.offsets
+
+    def _commit(self) -> None:
+        """Commit the open transaction, retrying while librdkafka says the error is retriable."""
+        backoff = 0.1
+        while True:
+            try:
+                self._producer.commit_transaction(30.0)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or error.txn_requires_abort() or error.fatal():
+                    raise
+                log.warning("commit_transaction: %s; retrying", error)
+                time.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    def _abort_quietly(self) -> None:
+        try:
+            self._producer.abort_transaction(30.0)
+        except KafkaException as exc:
+            log.warning("abort_transaction: %s", exc)
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is queued and release the client."""
         self._producer.flush(timeout)
+        self._thread.shutdown(wait=False)
+
+
+def group_metadata(group_id: str, generation: int, member_id: str, instance_id: str | None) -> bytes:
+    """Return librdkafka's serialised consumer group metadata for a member of another client's group.
+
+    The transactional producer commits input offsets with ``send_offsets_to_transaction``, which wants the
+    consuming member's group metadata so the broker can fence a zombie by its generation (KIP-447). Faust's
+    consumer is aiokafka's, which librdkafka cannot ask; this builds the same bytes
+    ``Consumer.consumer_group_metadata()`` returns (magic, int32 generation, NUL-terminated group id and
+    member id, then the instance id or a null flag). ``tests/unit/runtime`` checks it against librdkafka.
+    """
+    out = bytearray(b"CGMDv2:")
+    out += generation.to_bytes(4, sys.byteorder, signed=True)
+    out += group_id.encode() + b"\0"
+    out += member_id.encode() + b"\0"
+    if instance_id is None:
+        out += b"\x01"
+    else:
+        out += b"\x00" + instance_id.encode() + b"\0"
+    return bytes(out)

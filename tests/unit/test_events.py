@@ -12,7 +12,10 @@ import pytest
 from stream.events import (
     ACTIVITY_TYPES,
     INVITE_TYPES,
+    MAX_DEADLETTER_VALUE_BYTES,
+    MAX_ID_CHARS,
     MAX_INT,
+    MAX_RECORD_BYTES,
     MESSAGE_KINDS,
     SOURCES,
     Activity,
@@ -460,10 +463,48 @@ def test_deadletter_text_value() -> None:
         "key": "u1",
         "value": '{"x":1}',
         "value_encoding": "utf-8",
+        "value_size": 7,
+        "truncated": False,
         "reason": "wrong_type",
         "detail": "detail",
         "ts": NOW,
     }
+
+
+@pytest.mark.parametrize("size", [MAX_DEADLETTER_VALUE_BYTES + 1, 1_048_576, 5_000_000])
+def test_deadletter_of_a_huge_value_is_bounded(size: int) -> None:
+    value = b'{"note":"' + b"x" * size + b'"}'
+    raw = encode_deadletter("im.activities", 2, 9, b"k" * size, value, Reason.TOO_LARGE, "d" * size, NOW)
+    doc = orjson.loads(raw)
+    assert len(raw) < 2 * MAX_DEADLETTER_VALUE_BYTES
+    assert doc["truncated"] is True
+    assert doc["value_size"] == len(value)
+    assert doc["value"].encode() == value[:MAX_DEADLETTER_VALUE_BYTES]
+    assert (doc["topic"], doc["partition"], doc["offset"]) == ("im.activities", 2, 9)
+
+
+def test_deadletter_cut_inside_a_character_stays_text() -> None:
+    value = "é".encode() * MAX_DEADLETTER_VALUE_BYTES  # two bytes each: the cut may split one
+    doc = orjson.loads(encode_deadletter("im.messages", 0, 0, None, b"x" + value, Reason.TOO_LARGE, "", NOW))
+    assert doc["value_encoding"] == "utf-8"
+    assert doc["truncated"] is True
+    assert doc["value"] == "x" + "é" * ((MAX_DEADLETTER_VALUE_BYTES - 1) // 2)
+
+
+def test_value_over_the_record_limit_is_too_large() -> None:
+    doc = {**VALID["login"], "pad": "x" * MAX_RECORD_BYTES}
+    with pytest.raises(InvalidEvent) as info:
+        decode("login", orjson.dumps(doc), None, now_ms=NOW)
+    assert info.value.reason is Reason.TOO_LARGE
+
+
+@pytest.mark.parametrize("field", ["user_id", "event_id", "team_id"])
+def test_id_over_the_length_limit_is_invalid(field: str) -> None:
+    decode("login", orjson.dumps({**VALID["login"], field: "u" * MAX_ID_CHARS}), None, now_ms=NOW)
+    with pytest.raises(InvalidEvent) as info:
+        decode("login", orjson.dumps({**VALID["login"], field: "u" * (MAX_ID_CHARS + 1)}), None, now_ms=NOW)
+    assert info.value.reason is Reason.INVALID_VALUE
+    assert f"at most {MAX_ID_CHARS}" in info.value.detail
 
 
 def test_deadletter_binary_value_and_key() -> None:

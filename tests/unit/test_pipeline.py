@@ -364,6 +364,8 @@ def test_invalid_json_is_dead_lettered_with_its_origin() -> None:
         "key": "u1",
         "value": "{not json",
         "value_encoding": "utf-8",
+        "value_size": 9,
+        "truncated": False,
         "reason": "not_json",
         "ts": NOW,
     }

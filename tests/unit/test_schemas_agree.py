@@ -535,7 +535,8 @@ def test_output_field_sets() -> None:
     assert set(badges["properties"]) == set(BADGE) | {"period"}
     assert set(badges["required"]) == set(BADGE) - {"level"}
     deadletter = load_schema("rewards.deadletter")
-    fields = {"topic", "partition", "offset", "key", "value", "value_encoding", "reason", "detail", "ts"}
+    fields = {"topic", "partition", "offset", "key", "value", "value_encoding", "value_size", "truncated"}
+    fields |= {"reason", "detail", "ts"}
     assert set(deadletter["properties"]) == set(deadletter["required"]) == fields
 
 

@@ -1,0 +1,138 @@
+"""Take input records from Faust's own fetcher straight into the pipeline, in batches.
+
+Faust hands each record to a stream one message at a time (~120 µs of framework per event). Here the
+aiokafka driver's ``Consumer._drain_messages`` is replaced: each fetch's records of the batch topics (the
+inputs and the internal routed topic) go to a ``BatchSink`` as plain ``Record``s in one call; records of
+any other partition (table changelogs during recovery, standbys) still take Faust's path to
+``on_message``, so tables, recovery and standbys work as before.
+
+These records are never acknowledged to Faust, so Faust never commits their offsets: the sink commits
+them itself once they are durable (see stream/runtime/flush.py). This relies on private parts of
+faust-streaming 0.15.x (``_wait_next_records``, ``_to_message``, the thread's ``_create_worker_consumer``);
+``pyproject.toml`` pins the version and ``tests/unit/runtime/test_ingest.py`` checks they still exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from stream.pipeline import Record
+
+log = logging.getLogger(__name__)
+
+
+class BatchSink(Protocol):
+    """Where the records of the batch topics go."""
+
+    topics: frozenset[str]
+
+    def add(self, records: list[Record]) -> None:
+        """Process records (synchronously, no await: a rebalance cannot cut into it)."""
+
+    async def after_fetch(self) -> None:
+        """Give the sink a chance to wait (back-pressure) after each fetch."""
+
+    async def drain(self) -> None:
+        """Make everything processed so far durable and committed (partitions are about to move)."""
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, reading committed records only under exactly-once."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        if getattr(self.app, "read_committed", False):
+            # Transactions of aborted batches (and their routed records) must never be read.
+            consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a batch path for the topics of the app's ``batch_sink``."""
+
+    @property
+    def sink(self) -> BatchSink | None:
+        """Return the app's batch sink (None until the worker is wired up)."""
+        sink: BatchSink | None = getattr(self.app, "batch_sink", None)
+        return sink
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Make the pending batch durable before the partitions go (its offsets are still ours)."""
+        sink = self.sink
+        if sink is not None:
+            await sink.drain()
+        await super().on_partitions_revoked(revoked)
+
+    async def on_stop(self) -> None:
+        """Flush and commit the pending batch before Faust stops the consumer."""
+        sink = self.sink
+        if sink is not None:
+            try:
+                await sink.drain()
+            except Exception:
+                log.exception("the last batch could not be flushed on stop; it will be replayed")
+        await super().on_stop()
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Fetch until stopped: batch topics go to the sink, everything else to Faust."""
+        sink = self.sink
+        assert sink is not None, "app.batch_sink must be set before the app starts"
+        batch_topics = sink.topics
+        callback = cast(Callable[[Any], Awaitable[None]], self.callback)
+        consumer_stopped = cast(Any, self)._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        monitor = self.app.monitor
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                generation = self.app.consumer_generation_id
+                records, active = await self._wait_next_records(1.0)
+                if not records or self.should_stop:
+                    await asyncio.sleep(0)
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()  # as Faust's getmany does when flow stopped mid-fetch
+                    continue
+                if self.app.consumer_generation_id != generation:
+                    continue  # fetched before a rebalance: the new assignment seeks and fetches again
+                batch: list[Record] = []
+                others: list[tuple[TP, Any]] = []
+                for tp, tp_records in records.items():
+                    if active is not None and tp not in active:
+                        continue
+                    monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if tp.topic in batch_topics:
+                        batch.extend(
+                            Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp or 0)
+                            for r in tp_records
+                        )
+                    else:
+                        others.extend((tp, r) for r in tp_records)
+                if batch:
+                    sink.add(batch)
+                for tp, r in others:
+                    await self.wait_first(callback(self._to_message(tp, r)), self.suspend_flow.wait())
+                await sink.after_fetch()
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("broker stopped the consumer; shutting down")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """The aiokafka transport with the batch consumer."""
+
+    Consumer = BatchConsumer
