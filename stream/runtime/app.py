@@ -19,6 +19,7 @@ from stream.runtime import metrics
 from stream.runtime.faults import FaultInjector
 from stream.runtime.flush import AtLeastOnce, BatchFlusher, ExactlyOnce, Guarantee
 from stream.runtime.ingest import BatchSink, BatchTransport
+from stream.runtime.membership import StaticMemberAssignor
 from stream.runtime.output import OutputProducer, Rejection
 from stream.runtime.recovery import CommittedRecovery, CommittedTableManager
 from stream.runtime.topics import routed_topic
@@ -26,7 +27,6 @@ from stream.settings import Settings
 
 STATE_TABLE = "users"
 SESSION_TIMEOUT_S = 15.0
-MAX_POLL_RECORDS = 5000
 
 
 class RewardsApp(faust.App):
@@ -91,10 +91,11 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.instance_id,
         broker_session_timeout=SESSION_TIMEOUT_S,
-        broker_max_poll_records=MAX_POLL_RECORDS,
+        broker_max_poll_records=settings.batch_max,  # one fetch never overfills a batch
         producer_acks=-1,
         producer_linger_ms=1,
         TableManager=CommittedTableManager,
+        PartitionAssignor=StaticMemberAssignor,
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,

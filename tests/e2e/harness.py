@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,8 @@ class WorkerProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> WorkerProcess:
+    def spawn(self) -> WorkerProcess:
+        """Start the process without waiting for it to be ready."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream", "worker"],
@@ -87,6 +88,19 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
+        return self
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to end by itself and return its exit code."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"worker still running after {timeout} s:\n{self.log_tail()}") from None
+
+    def start(self, timeout: float = 120.0) -> WorkerProcess:
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,19 +185,32 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
 
 
 def delete_topics(bootstrap: str, topics: Topics, app_ids: Iterable[str] = ()) -> None:
+    """Delete a test's topics and the internal topics of its workers' app ids."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(topics.prefix)]
-    for app_id in app_ids:
-        names += [n for n in admin.list_topics(timeout=10).topics if n.startswith(app_id + "-")]
+    names += [n for n in admin.list_topics(timeout=10).topics if any(n.startswith(a + "-") for a in app_ids)]
     if names:
         for future in admin.delete_topics(names).values():
             with contextlib.suppress(KafkaException):  # already gone: clean-up is best effort
                 future.result()
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Read a topic from the start to its current end and return the JSON values."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}"})
+def read_all(
+    bootstrap: str, topic: str, timeout: float = 10.0, *, committed_only: bool = False
+) -> list[dict[str, Any]]:
+    """Read a topic from the start to its current end and return the JSON values.
+
+    ``committed_only`` reads as a downstream ``read_committed`` consumer does: records of aborted
+    transactions are skipped, and the end is the last stable offset.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+            "enable.partition.eof": True,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -198,7 +225,11 @@ def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             message = consumer.poll(0.5)
-            if message is None or message.error():
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    ends.pop(message.partition(), None)  # the end of what this reader may see
                 continue
             values.append(orjson.loads(message.value()))
             if message.offset() + 1 >= ends.get(message.partition(), 0):
@@ -220,3 +251,74 @@ def wait_until_quiet(worker: WorkerProcess, expected_at_least: float, timeout: f
             return now
         time.sleep(0.3)
     raise TimeoutError(f"processed {last}, expected at least {expected_at_least}:\n{worker.log_tail()}")
+
+
+def output_env(topics: Topics, tag: str) -> dict[str, str]:
+    """Return the variables that give one worker run output topics of its own, named by ``tag``."""
+    return {
+        "STREAM_TOPIC_POINTS": f"{topics.prefix}.{tag}.points",
+        "STREAM_TOPIC_BADGES": f"{topics.prefix}.{tag}.badges",
+        "STREAM_TOPIC_DEADLETTER": f"{topics.prefix}.{tag}.deadletter",
+    }
+
+
+def award_identity(award: dict[str, Any]) -> tuple[Any, ...]:
+    """Return what an award is, beyond its id (team_id is descriptive and left out)."""
+    return tuple(award.get(k) for k in ("user_id", "rule", "badge", "points", "period", "status"))
+
+
+@dataclass
+class Awards:
+    """The awards of one run's output topics, by id."""
+
+    by_id: dict[str, tuple[Any, ...]]
+    conflicts: list[str]  # ids seen with two identities
+    duplicates: int  # records whose id was seen before
+
+
+def collect_awards(bootstrap: str, topics: Topics, tag: str, *, committed_only: bool = False) -> Awards:
+    """Read a run's points and badges topics and index the awards by id."""
+    records = read_all(bootstrap, f"{topics.prefix}.{tag}.points", timeout=5, committed_only=committed_only)
+    records += read_all(bootstrap, f"{topics.prefix}.{tag}.badges", timeout=5, committed_only=committed_only)
+    awards = Awards({}, [], 0)
+    for record in records:
+        identity = award_identity(record)
+        seen = awards.by_id.setdefault(record["award_id"], identity)
+        if seen is not identity:
+            awards.duplicates += 1
+            if seen != identity:
+                awards.conflicts.append(f"{record['award_id']}: {seen} vs {identity}")
+    return awards
+
+
+def run_reference(
+    bootstrap: str, topics: Topics, workdir: Path, partitions: int, inputs: int, timeout: float = 240
+) -> dict[str, tuple[Any, ...]]:
+    """Run one uninterrupted worker over the topics' input; return its awards once they stop growing."""
+    ref = WorkerProcess(
+        bootstrap, topics, workdir, f"{topics.prefix}-ref", partitions, **output_env(topics, "ref")
+    ).start()
+    try:
+        deadline = time.monotonic() + timeout
+        expected: dict[str, tuple[Any, ...]] = {}
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            before = len(expected)
+            expected = collect_awards(bootstrap, topics, "ref").by_id
+            if expected and len(expected) == before and ref.processed() >= inputs:
+                return expected
+        raise TimeoutError(f"the reference run did not settle in {timeout} s:\n{ref.log_tail()}")
+    finally:
+        ref.stop()
+
+
+def wait_for_awards(
+    bootstrap: str, topics: Topics, tag: str, expected: dict[str, Any], timeout: float = 240
+) -> Awards:
+    """Read a run's awards (committed only) until they have the expected ids or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = collect_awards(bootstrap, topics, tag, committed_only=True)
+        if got.by_id.keys() == expected.keys() or time.monotonic() > deadline:
+            return got
+        time.sleep(3)
