@@ -15,6 +15,7 @@ from stream.pipeline import Pipeline, Record, Topics
 from stream.rules import Rules
 from stream.runtime import metrics
 from stream.runtime.flush import BatchFlusher
+from stream.runtime.kafka_config import faust_broker_settings, librdkafka_config
 from stream.runtime.output import OutputProducer
 from stream.runtime.topics import routed_topic
 from stream.settings import Settings
@@ -58,6 +59,7 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_in_thread=False,
+        **faust_broker_settings(settings),
     )
     table = app.Table(
         STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
@@ -84,7 +86,7 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         rules.time.max_future_minutes * 60_000,
         load,
     )
-    output = OutputProducer(settings.bootstrap_servers, f"{settings.app_id}-output")
+    output = OutputProducer(librdkafka_config(settings), f"{settings.app_id}-output")
     flusher = BatchFlusher(app, table, pipeline, output, settings.batch_max, settings.batch_window_ms / 1000)
     channel = app.topic(*settings.input_topics, routed, key_type=bytes, value_type=bytes)
 

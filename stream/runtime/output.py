@@ -10,7 +10,7 @@ that user's state lives on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
@@ -25,12 +25,13 @@ class DeliveryError(RuntimeError):
 class OutputProducer:
     """Send batches of outputs and report when all of them are acknowledged."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str, **config: Any) -> None:
+    def __init__(self, client_config: Mapping[str, str], client_id: str, **config: Any) -> None:
+        """Connect with ``client_config`` (brokers and security, see kafka_config); ``config`` overrides."""
         self._errors: list[str] = []
         self._offsets: dict[tuple[str, int], int] = {}
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config,
                 "client.id": client_id,
                 "partitioner": "murmur2_random",
                 "acks": "all",
