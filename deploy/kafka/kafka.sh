@@ -403,8 +403,10 @@ cmd_stop() {
     fi
     rm -f "$PIDFILE"
     # The data goes with the broker: every `make kafka` starts from an empty cluster (no topics, offsets or
-    # consumer groups left over from an earlier run). The log stays for a post-mortem until the next start.
+    # consumer groups left over from an earlier run). The log stays for a post-mortem until the next start;
+    # the config goes (it may hold passwords), the next start writes it anew.
     rm -rf "$DATA"
+    rm -f "$CONFIG"
 }
 
 cmd_status() {

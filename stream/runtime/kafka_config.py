@@ -52,13 +52,13 @@ def check_security(settings: Settings) -> None:
             if getattr(settings, field):
                 raise KafkaSecurityError(
                     f"{_variable(field)} is set but {protocol_variable} does not use SASL: "
-                    f"set {_variable('security_protocol')} to SASL_SSL or SASL_PLAINTEXT, or unset it"
+                    f"set {_variable('security_protocol')} to SASL_SSL or SASL_PLAINTEXT, or unset {_variable(field)}"
                 )
     if settings.ssl_cafile is not None:
         if protocol not in TLS_PROTOCOLS:
             raise KafkaSecurityError(
                 f"{_variable('ssl_cafile')} is set but {protocol_variable} does not use TLS: "
-                f"set {_variable('security_protocol')} to SSL or SASL_SSL, or unset it"
+                f"set {_variable('security_protocol')} to SSL or SASL_SSL, or unset {_variable('ssl_cafile')}"
             )
         _ssl_context(settings)
 
