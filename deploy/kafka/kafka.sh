@@ -174,8 +174,9 @@ sasl_users() {
     fi
     [[ -n "${users//,/}" ]] ||
         die "KAFKA_SASL_SSL_PORT is set but there are no users: set KAFKA_SASL_USERS=user:password or KAFKA_SASL_USERS_FILE"
-    local IFS=,
-    for entry in $users; do
+    local entries
+    IFS=, read -ra entries <<<"$users"
+    for entry in "${entries[@]}"; do
         [[ -n "$entry" ]] || continue
         name="${entry%%:*}"
         password="${entry#*:}"
@@ -410,10 +411,12 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local pid
+    local pid also=""
     pid="$(broker_pid)"
     if [[ -n "$pid" ]] && port_open "$PORT"; then
-        say "Kafka running on 127.0.0.1:$PORT (pid $pid)"
+        [[ ! -f "$CONFIG" ]] ||
+            also="$(sed -n 's|^listeners=.*SASL_SSL://127.0.0.1:\([0-9]*\).*|, SASL_SSL on \1|p' "$CONFIG")"
+        say "Kafka running on 127.0.0.1:$PORT$also (pid $pid)"
     elif [[ -n "$pid" ]]; then
         say "Kafka starting on 127.0.0.1:$PORT (pid $pid, port not open yet)"
     elif port_open "$PORT" && answers_as_kafka "$PORT"; then

@@ -19,8 +19,10 @@ from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Errors that retrying does not cure: the brokers refused the credentials or the TLS handshake.
+# Errors that retrying does not cure: the brokers refused the credentials or the TLS handshake. One alone
+# may be a connection dropped mid-handshake; librdkafka soon reconnects, and a real refusal repeats.
 REFUSED = (KafkaError._AUTHENTICATION, KafkaError._SSL)
+REFUSALS_TO_GIVE_UP = 3
 
 
 class TopicError(RuntimeError):
@@ -72,7 +74,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
 
 
 def _cluster_metadata(admin: AdminClient, errors: list[KafkaError], brokers: str, timeout: float) -> Any:
-    """Return the cluster's metadata; fail at once when the brokers refuse the credentials or TLS."""
+    """Return the cluster's metadata; fail as soon as the brokers keep refusing the credentials or TLS."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -80,7 +82,7 @@ def _cluster_metadata(admin: AdminClient, errors: list[KafkaError], brokers: str
         except KafkaException as exc:
             admin.poll(0)  # serve error_cb
             refused = [error for error in errors if error.code() in REFUSED]
-            if refused:
+            if len(refused) >= REFUSALS_TO_GIVE_UP:
                 raise TopicError(f"Kafka at {brokers} refused this client: {refused[-1].str()}") from exc
             if time.monotonic() >= deadline:
                 raise TopicError(f"no answer from Kafka at {brokers} within {timeout:.0f} s: {exc}") from exc

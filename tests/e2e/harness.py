@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,9 +181,16 @@ def delete_topics(bootstrap: str, topics: Topics, app_ids: Iterable[str] = ()) -
                 future.result()
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Read a topic from the start to its current end and return the JSON values."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}"})
+def read_all(
+    bootstrap: str, topic: str, timeout: float = 10.0, client: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Read a topic from the start to its current end and return the JSON values.
+
+    ``client`` adds librdkafka settings, such as the security of ``librdkafka_config``.
+    """
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, **(client or {}), "group.id": f"read-{uuid.uuid4().hex}"}
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
