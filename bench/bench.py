@@ -30,6 +30,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.feed import generate, produce
+from stream.runtime.kafka_config import librdkafka_config
+from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -105,6 +107,8 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.bootstrap: str = args.bootstrap
+        # Brokers from --bootstrap, security from KAFKA_SECURITY_PROTOCOL & co. (the workers inherit those).
+        self.client = librdkafka_config(Settings(bootstrap_servers=args.bootstrap))
         self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         prefix = f"bench.{self.run_id}."
         self.inputs = {source: prefix + f"in.{source}" for source in INPUTS}
@@ -112,7 +116,7 @@ class Run:
         self.prefixes = [prefix, f"bench-decode-{self.run_id}", f"bench-worker-{self.run_id}"]
         self.groups = [f"bench-client-{self.run_id}", f"bench-latency-{self.run_id}", *self.prefixes[1:]]
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{self.run_id}-"))
-        self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        self.admin = AdminClient(self.client)
         self.procs: list[tuple[subprocess.Popen[bytes], str]] = []
         self.total = 0
 
@@ -173,7 +177,7 @@ class Run:
         start = now_ms - span - 10 * 60_000  # all in the past, none older than 3 days and 10 minutes
         records = generate(self.args.events - users, users=users, seed=7, start_ms=start, span_ms=span)
         began = time.perf_counter()
-        self.total = produce(self.bootstrap, self.inputs, records)
+        self.total = produce(self.client, self.inputs, records)
         elapsed = time.perf_counter() - began
         log(f"produced {self.total:,} records in {elapsed:.1f} s ({self.total / elapsed:,.0f}/s)")
 
@@ -184,7 +188,7 @@ class Run:
         log("(a) bare confluent-kafka consumer")
         consumer = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **self.client,
                 "group.id": f"bench-client-{self.run_id}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
@@ -392,7 +396,7 @@ class Run:
             raise RuntimeError("the points consumer did not get its partitions")
         base = self.events_total(port) or 0.0
         log(f"latency: producing {n:,} fresh events at {paced:,.0f}/s")
-        produce(self.bootstrap, self.inputs, batch, rate=paced, on_sent=on_sent)
+        produce(self.client, self.inputs, batch, rate=paced, on_sent=on_sent)
         self.wait_for(proc, port, base + n, 15.0)
         self.settle(port)
         time.sleep(1.0)  # the awards of the last events are on their way
@@ -417,7 +421,7 @@ class Run:
         topic = self.outputs["points"]
         consumer = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **self.client,
                 "group.id": f"bench-latency-{self.run_id}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,

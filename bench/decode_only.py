@@ -1,9 +1,10 @@
 """Decode every input record and do nothing else: the framework ceiling of the benchmark.
 
 Run by bench/bench.py as ``python -m faust -A bench.decode_only worker -l warn`` from the repository root.
-Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS, BENCH_APP_ID, BENCH_TOPICS (comma-separated),
-BENCH_COUNT (records to wait for), BENCH_OUT (a JSON file written once BENCH_COUNT records were decoded:
-``{"count", "first", "last"}``, wall-clock seconds of the first and the last record) and BENCH_DATADIR.
+Settings come from the environment: KAFKA_BOOTSTRAP_SERVERS (and the worker's KAFKA_SECURITY_PROTOCOL & co.),
+BENCH_APP_ID, BENCH_TOPICS (comma-separated), BENCH_COUNT (records to wait for), BENCH_OUT (a JSON file
+written once BENCH_COUNT records were decoded: ``{"count", "first", "last"}``, wall-clock seconds of the
+first and the last record) and BENCH_DATADIR.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import faust
 import orjson
+
+from stream.runtime.kafka_config import faust_broker_settings
+from stream.settings import Settings
 
 TOPICS = os.environ["BENCH_TOPICS"].split(",")
 COUNT = int(os.environ["BENCH_COUNT"])
@@ -28,6 +32,7 @@ app = faust.App(
     datadir=os.environ["BENCH_DATADIR"],
     web_enabled=False,
     consumer_auto_offset_reset="earliest",
+    **faust_broker_settings(Settings()),
 )
 source = app.topic(*TOPICS, key_serializer="raw", value_serializer="raw")
 

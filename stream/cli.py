@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from stream.runtime.kafka_config import KafkaSecurityError, check_security
 from stream.settings import Settings, settings_help
 
 DESCRIPTION = """IM incentive stream processor.
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        check_security(settings)
+    except KafkaSecurityError as exc:
+        sys.exit(f"stream: {exc}")
     if args.command == "worker":
         run_worker(settings)
     elif args.command == "demo":

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stream import feed
 from stream.rules import RulesError, load_rules
+from stream.runtime.kafka_config import librdkafka_config
 from stream.runtime.topics import TopicError, ensure_topics
 from stream.settings import Settings
 
@@ -35,7 +36,7 @@ def run_feed(settings: Settings, *, events: int, users: int, rate: float | None,
     records = feed.generate(
         events, users=users, seed=seed, start_ms=now - 2 * HOUR_MS, span_ms=2 * HOUR_MS - 1000
     )
-    sent = feed.produce(settings.bootstrap_servers, _sources(settings), records, rate=rate)
+    sent = feed.produce(librdkafka_config(settings), _sources(settings), records, rate=rate)
     print(f"fed {sent} records to {settings.bootstrap_servers}", file=sys.stderr)
     return sent
 
@@ -80,7 +81,7 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
         worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env, stdout=log, stderr=log)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **librdkafka_config(settings),
             "group.id": f"demo-{os.getpid()}",
             "enable.auto.commit": False,
         }

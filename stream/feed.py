@@ -239,7 +239,7 @@ def _draw_ranks(rng: random.Random, cum_weights: list[float], total: float) -> l
 
 
 def produce(
-    bootstrap: str,
+    client_config: Mapping[str, str],
     topics: Mapping[str, str],
     records: Iterable[tuple[str, str, dict[str, Any] | None]],
     *,
@@ -252,7 +252,9 @@ def produce(
     are orjson-encoded (``None`` = a tombstone), keys UTF-8. ``rate`` paces to that many events a second
     (None = as fast as possible). ``on_sent(source, value, wall_clock_s)`` runs right after each record is
     queued.
-    Raises ``RuntimeError`` if any record failed delivery.
+    ``client_config`` is the librdkafka configuration that reaches the brokers (bootstrap servers and
+    security, as ``stream.runtime.kafka_config.librdkafka_config`` builds it); the producer's own settings
+    go on top. Raises ``RuntimeError`` if any record failed delivery.
     """
     failures: list[KafkaError] = []
 
@@ -262,7 +264,7 @@ def produce(
 
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "queue.buffering.max.messages": 500_000,

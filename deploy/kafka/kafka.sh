@@ -12,6 +12,20 @@
 #   KAFKA_HEAP_OPTS         JVM heap (default -Xmx1g -Xms256m)
 #   KAFKA_START_TIMEOUT     seconds `start` waits for the broker (default 120)
 #
+# A second listener with TLS and SASL, to try the worker's KAFKA_SECURITY_PROTOCOL=SASL_SSL. The PLAINTEXT
+# listener on KAFKA_PORT stays as it is; the controller and the broker itself keep using it.
+#   KAFKA_SASL_SSL_PORT          port of a SASL_SSL listener on 127.0.0.1 (default: none, no such listener)
+#   KAFKA_SSL_KEYSTORE           the broker's key and certificate chain; clients check that the certificate
+#                                names 127.0.0.1 (subjectAltName IP:127.0.0.1)
+#   KAFKA_SSL_KEYSTORE_PASSWORD  password of the keystore and of the key in it
+#   KAFKA_SSL_KEYSTORE_TYPE      PKCS12 (default) or JKS
+#   KAFKA_SASL_USERS             user:password[,user:password...]; each user may log in with PLAIN,
+#                                SCRAM-SHA-256 or SCRAM-SHA-512
+#   KAFKA_SASL_USERS_FILE        instead of KAFKA_SASL_USERS: a file of user:password lines
+# Passwords must not contain whitespace, quotes, backslashes, commas or brackets. The listener and its users
+# are fixed when the broker starts (the SCRAM credentials when its data directory is formatted, that is on
+# the first start after a stop): stop the broker to change them. Users authenticate; no ACLs are enforced.
+#
 # Without KAFKA_HOME the broker's jars come from Maven Central (deploy/kafka/pom.xml pins the version) into
 # .cache/kafka/<version>/libs, once. Needs Java 17+ and, for that first fetch, Maven.
 # Everything else lives in .cache/kafka/ of the checkout: data-<port>/, broker-<port>.pid,
@@ -25,6 +39,7 @@ PORT="${KAFKA_PORT:-9092}"
 [[ "$PORT" =~ ^[0-9]{1,5}$ ]] || { echo "kafka.sh: error: KAFKA_PORT is not a TCP port: '$PORT'" >&2; exit 1; }
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((10#$PORT + 1))}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms256m}"
 
 VERSION="$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$HERE/pom.xml" | head -n 1)"
@@ -50,6 +65,13 @@ for p in "$PORT" "$CONTROLLER_PORT"; do
     fi
 done
 [[ "$PORT" != "$CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $PORT"
+if [[ -n "$SASL_SSL_PORT" ]]; then
+    if ! [[ "$SASL_SSL_PORT" =~ ^[0-9]{1,5}$ ]] || ((SASL_SSL_PORT < 1 || SASL_SSL_PORT > 65535)); then
+        die "not a TCP port: '$SASL_SSL_PORT' (KAFKA_SASL_SSL_PORT)"
+    fi
+    [[ "$SASL_SSL_PORT" != "$PORT" && "$SASL_SSL_PORT" != "$CONTROLLER_PORT" ]] ||
+        die "KAFKA_SASL_SSL_PORT ($SASL_SSL_PORT) must differ from KAFKA_PORT and KAFKA_CONTROLLER_PORT"
+fi
 [[ -n "$VERSION" ]] || die "no <kafka.version> in $HERE/pom.xml"
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
@@ -141,12 +163,78 @@ fetch() {
     exec 8>&-
 }
 
+# The SASL users, one user:password a line, from KAFKA_SASL_USERS_FILE or KAFKA_SASL_USERS, checked.
+sasl_users() {
+    local users entry name password
+    if [[ -n "${KAFKA_SASL_USERS_FILE:-}" ]]; then
+        [[ -r "$KAFKA_SASL_USERS_FILE" ]] || die "KAFKA_SASL_USERS_FILE ($KAFKA_SASL_USERS_FILE) is not a readable file"
+        users="$(grep -v '^[[:space:]]*$' "$KAFKA_SASL_USERS_FILE" | tr '\n' ',')"
+    else
+        users="${KAFKA_SASL_USERS:-}"
+    fi
+    [[ -n "${users//,/}" ]] ||
+        die "KAFKA_SASL_SSL_PORT is set but there are no users: set KAFKA_SASL_USERS=user:password or KAFKA_SASL_USERS_FILE"
+    local entries
+    IFS=, read -ra entries <<<"$users"
+    for entry in "${entries[@]}"; do
+        [[ -n "$entry" ]] || continue
+        name="${entry%%:*}"
+        password="${entry#*:}"
+        [[ "$entry" == *:* && "$name" =~ ^[A-Za-z0-9._-]+$ ]] ||
+            die "KAFKA_SASL_USERS: '$name' is not user:password with a user of letters, digits, '.', '_' or '-'"
+        [[ -n "$password" && "$password" != *[[:space:]\"\'\\,\[\]]* ]] ||
+            die "KAFKA_SASL_USERS: the password of '$name' is empty or has whitespace, quotes, backslashes, commas or brackets"
+        echo "$name:$password"
+    done
+}
+
+# The broker properties of the SASL_SSL listener: its keystore, its mechanisms and their users.
+sasl_ssl_properties() {
+    local keystore="${KAFKA_SSL_KEYSTORE:-}" password="${KAFKA_SSL_KEYSTORE_PASSWORD:-}"
+    local type="${KAFKA_SSL_KEYSTORE_TYPE:-PKCS12}" users plain_users="" line
+    [[ -n "$keystore" && -r "$keystore" ]] ||
+        die "KAFKA_SASL_SSL_PORT is set but KAFKA_SSL_KEYSTORE ('$keystore') is not a readable keystore"
+    [[ -n "$password" && "$password" != *[[:space:]\\]* ]] ||
+        die "KAFKA_SASL_SSL_PORT is set but KAFKA_SSL_KEYSTORE_PASSWORD is empty or has whitespace or backslashes"
+    users="$(sasl_users)" || exit 1
+    while IFS= read -r line; do
+        plain_users+=" user_${line%%:*}=\"${line#*:}\""
+    done <<<"$users"
+    local prefix=listener.name.sasl_ssl
+    echo
+    echo "# The SASL_SSL listener on 127.0.0.1:$SASL_SSL_PORT (KAFKA_SASL_SSL_PORT), added by kafka.sh."
+    echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    echo "$prefix.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;"
+    echo "$prefix.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "$prefix.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "$prefix.ssl.keystore.type=$type"
+    echo "$prefix.ssl.keystore.location=$(realpath "$keystore")"
+    echo "$prefix.ssl.keystore.password=$password"
+    echo "$prefix.ssl.key.password=$password"
+}
+
 render_config() {
     mkdir -p "$CACHE"
-    sed -e "s|@KAFKA_PORT@|$PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$DATA|g" \
-        "$HERE/server.properties" >"$CONFIG"
+    local listener=() properties=""
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        listener=(
+            -e "/^listeners=/s|\$|,SASL_SSL://127.0.0.1:$SASL_SSL_PORT|"
+            -e "/^advertised.listeners=/s|\$|,SASL_SSL://127.0.0.1:$SASL_SSL_PORT|"
+            -e "/^listener.security.protocol.map=/s|\$|,SASL_SSL:SASL_SSL|"
+        )
+        properties="$(sasl_ssl_properties)" || exit 1
+    fi
+    # The config may hold passwords: readable by this user only.
+    rm -f "$CONFIG"
+    (
+        umask 077
+        sed -e "s|@KAFKA_PORT@|$PORT|g" \
+            -e "s|@KAFKA_CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+            -e "s|@DATA_DIR@|$DATA|g" \
+            ${listener[@]+"${listener[@]}"} \
+            "$HERE/server.properties" >"$CONFIG"
+        [[ -z "$properties" ]] || echo "$properties" >>"$CONFIG"
+    )
 }
 
 # A random cluster id in Kafka's format (22 characters of URL-safe base64, not starting with '-').
@@ -162,14 +250,23 @@ cluster_id() {
 format_storage() {
     [[ -f "$DATA/meta.properties" ]] && return 0
     rm -rf "$DATA"
-    local id
+    local id scram=() users line mechanism
     id="$(cluster_id)"
+    # SCRAM credentials live in the cluster metadata: the format writes them into its first records.
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        users="$(sasl_users)" || exit 1
+        while IFS= read -r line; do
+            for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+                scram+=(--add-scram "$mechanism=[name=${line%%:*},password=${line#*:}]")
+            done
+        done <<<"$users"
+    fi
     if use_distribution; then
-        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$id" -c "$CONFIG" >"$OUT" 2>&1 ||
+        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$id" -c "$CONFIG" ${scram[@]+"${scram[@]}"} >"$OUT" 2>&1 ||
             { cat "$OUT" >&2; die "formatting $DATA failed"; }
     else
         java -cp "$LIBS/*" -Dlog4j2.configurationFile="$HERE/log4j2.yaml" -Dkafka.broker.log="$LOG" \
-            kafka.tools.StorageTool format -t "$id" -c "$CONFIG" >"$OUT" 2>&1 ||
+            kafka.tools.StorageTool format -t "$id" -c "$CONFIG" ${scram[@]+"${scram[@]}"} >"$OUT" 2>&1 ||
             { cat "$OUT" >&2; die "formatting $DATA failed"; }
     fi
 }
@@ -217,7 +314,8 @@ await_ready() {
             log_tail
             die "the broker on port $PORT did not start (no pid file after 15s; log above)"
         fi
-        if [[ -n "$pid" ]] && started_in_log && port_open "$PORT"; then
+        if [[ -n "$pid" ]] && started_in_log && port_open "$PORT" &&
+            { [[ -z "$SASL_SSL_PORT" ]] || port_open "$SASL_SSL_PORT"; }; then
             return 0
         fi
         sleep 0.5
@@ -226,11 +324,21 @@ await_ready() {
     die "the broker on port $PORT did not accept clients within ${START_TIMEOUT}s (log above; pid ${pid:-unknown} left running, stop it with: KAFKA_PORT=$PORT bash deploy/kafka/kafka.sh stop)"
 }
 
+# Fail when KAFKA_SASL_SSL_PORT asks for a listener that the broker running on $PORT was started without.
+require_running_listener() {
+    [[ -n "$SASL_SSL_PORT" ]] || return 0
+    if [[ -f "$CONFIG" ]] && grep -q "^listeners=.*SASL_SSL://127.0.0.1:$SASL_SSL_PORT\(,\|\$\)" "$CONFIG"; then
+        return 0
+    fi
+    die "Kafka on 127.0.0.1:$PORT runs without a SASL_SSL listener on $SASL_SSL_PORT; stop it (KAFKA_PORT=$PORT bash deploy/kafka/kafka.sh stop) and start it again with KAFKA_SASL_SSL_PORT set"
+}
+
 cmd_start() {
     lock "$PORT"
     local pid
     pid="$(broker_pid)"
     if [[ -n "$pid" ]]; then
+        require_running_listener
         if port_open "$PORT"; then
             say "Kafka already running on 127.0.0.1:$PORT (pid $pid)"
             return 0
@@ -243,6 +351,8 @@ cmd_start() {
     rm -f "$PIDFILE"
     if port_open "$PORT"; then
         if answers_as_kafka "$PORT"; then
+            [[ -z "$SASL_SSL_PORT" ]] || port_open "$SASL_SSL_PORT" ||
+                die "port $PORT is served by a Kafka broker this script did not start, and nothing listens on KAFKA_SASL_SSL_PORT $SASL_SSL_PORT"
             say "port $PORT is already served by a Kafka broker this script did not start; using it as it is"
             return 0
         fi
@@ -250,6 +360,9 @@ cmd_start() {
     fi
     if port_open "$CONTROLLER_PORT"; then
         die "controller port $CONTROLLER_PORT is taken; free it or set KAFKA_CONTROLLER_PORT"
+    fi
+    if [[ -n "$SASL_SSL_PORT" ]] && port_open "$SASL_SSL_PORT"; then
+        die "SASL_SSL port $SASL_SSL_PORT is taken; free it or choose another KAFKA_SASL_SSL_PORT"
     fi
 
     check_java
@@ -262,10 +375,12 @@ cmd_start() {
     fi
     render_config
     format_storage
-    say "starting $how on 127.0.0.1:$PORT (controller $CONTROLLER_PORT, log ${LOG#"$ROOT"/})"
+    local also=""
+    [[ -z "$SASL_SSL_PORT" ]] || also=", SASL_SSL on $SASL_SSL_PORT"
+    say "starting $how on 127.0.0.1:$PORT (controller $CONTROLLER_PORT$also, log ${LOG#"$ROOT"/})"
     launch
     await_ready
-    say "Kafka running on 127.0.0.1:$PORT (pid $(broker_pid))"
+    say "Kafka running on 127.0.0.1:$PORT$also (pid $(broker_pid))"
 }
 
 cmd_stop() {
@@ -289,15 +404,19 @@ cmd_stop() {
     fi
     rm -f "$PIDFILE"
     # The data goes with the broker: every `make kafka` starts from an empty cluster (no topics, offsets or
-    # consumer groups left over from an earlier run). The log stays for a post-mortem until the next start.
+    # consumer groups left over from an earlier run). The log stays for a post-mortem until the next start;
+    # the config goes (it may hold passwords), the next start writes it anew.
     rm -rf "$DATA"
+    rm -f "$CONFIG"
 }
 
 cmd_status() {
-    local pid
+    local pid also=""
     pid="$(broker_pid)"
     if [[ -n "$pid" ]] && port_open "$PORT"; then
-        say "Kafka running on 127.0.0.1:$PORT (pid $pid)"
+        [[ ! -f "$CONFIG" ]] ||
+            also="$(sed -n 's|^listeners=.*SASL_SSL://127.0.0.1:\([0-9]*\).*|, SASL_SSL on \1|p' "$CONFIG")"
+        say "Kafka running on 127.0.0.1:$PORT$also (pid $pid)"
     elif [[ -n "$pid" ]]; then
         say "Kafka starting on 127.0.0.1:$PORT (pid $pid, port not open yet)"
     elif port_open "$PORT" && answers_as_kafka "$PORT"; then

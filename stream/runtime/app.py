@@ -19,6 +19,7 @@ from stream.runtime import metrics
 from stream.runtime.faults import FaultInjector
 from stream.runtime.flush import AtLeastOnce, BatchFlusher, ExactlyOnce, Guarantee
 from stream.runtime.ingest import BatchSink, BatchTransport
+from stream.runtime.kafka_config import faust_broker_settings, librdkafka_config
 from stream.runtime.membership import StaticMemberAssignor
 from stream.runtime.output import OutputProducer, Rejection
 from stream.runtime.recovery import CommittedRecovery, CommittedTableManager
@@ -53,11 +54,6 @@ class Worker:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def kafka_config(settings: Settings) -> dict[str, Any]:
-    """Return the librdkafka settings every confluent-kafka client of the worker starts from."""
-    return {"bootstrap.servers": settings.bootstrap_servers}
 
 
 def transactional_id(settings: Settings) -> str:
@@ -101,9 +97,10 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_in_thread=False,
+        **faust_broker_settings(settings),
     )
     app.read_committed = exactly_once
-    CommittedRecovery.probe_config = kafka_config(settings)
+    CommittedRecovery.probe_config = dict(librdkafka_config(settings))
     table = app.Table(
         STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
     )
@@ -130,10 +127,12 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
 
     guarantee: Guarantee
     if exactly_once:
-        output = OutputProducer(kafka_config(settings), transactional_id=transactional_id(settings))
+        output = OutputProducer(
+            dict(librdkafka_config(settings)), transactional_id=transactional_id(settings)
+        )
         guarantee = ExactlyOnce(app, output, substitute, settings.instance_id)
     else:
-        output = OutputProducer(kafka_config(settings))
+        output = OutputProducer(dict(librdkafka_config(settings)))
         guarantee = AtLeastOnce(app, output, substitute)
     output.on_sent = lambda: faults.reached("sent")
     flusher = BatchFlusher(

@@ -8,16 +8,25 @@ exactly ``STREAM_TOPIC_PARTITIONS`` partitions; the worker refuses to start othe
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from stream.runtime.kafka_config import librdkafka_config
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Errors that retrying does not cure: the brokers refused the credentials or the TLS handshake. One alone
+# may be a connection dropped mid-handshake; librdkafka soon reconnects, and a real refusal repeats.
+REFUSED = (KafkaError._AUTHENTICATION, KafkaError._SSL)
+REFUSALS_TO_GIVE_UP = 3
+
 
 class TopicError(RuntimeError):
-    """Raised when an existing topic cannot be used as it is."""
+    """Raised when the topics cannot be checked or created, or an existing one cannot be used as it is."""
 
 
 def routed_topic(settings: Settings) -> str:
@@ -27,8 +36,10 @@ def routed_topic(settings: Settings) -> str:
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Create missing topics; fail when an input topic's partition count differs from the setting."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    metadata = admin.list_topics(timeout=timeout)
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {**librdkafka_config(settings), "error_cb": errors.append}
+    admin = AdminClient(config)
+    metadata = _cluster_metadata(admin, errors, settings.bootstrap_servers, timeout)
     n = settings.topic_partitions
     rf = settings.replication_factor
     copartitioned = [*settings.input_topics, routed_topic(settings)]
@@ -60,3 +71,18 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
             if "TOPIC_ALREADY_EXISTS" in str(exc):
                 continue
             raise TopicError(f"cannot create topic {name!r}: {exc}") from exc
+
+
+def _cluster_metadata(admin: AdminClient, errors: list[KafkaError], brokers: str, timeout: float) -> Any:
+    """Return the cluster's metadata; fail as soon as the brokers keep refusing the credentials or TLS."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as exc:
+            admin.poll(0)  # serve error_cb
+            refused = [error for error in errors if error.code() in REFUSED]
+            if len(refused) >= REFUSALS_TO_GIVE_UP:
+                raise TopicError(f"Kafka at {brokers} refused this client: {refused[-1].str()}") from exc
+            if time.monotonic() >= deadline:
+                raise TopicError(f"no answer from Kafka at {brokers} within {timeout:.0f} s: {exc}") from exc

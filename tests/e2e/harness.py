@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,16 +196,23 @@ def delete_topics(bootstrap: str, topics: Topics, app_ids: Iterable[str] = ()) -
 
 
 def read_all(
-    bootstrap: str, topic: str, timeout: float = 10.0, *, committed_only: bool = False
+    bootstrap: str,
+    topic: str,
+    timeout: float = 10.0,
+    client: Mapping[str, str] | None = None,
+    *,
+    committed_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Read a topic from the start to its current end and return the JSON values.
 
+    ``client`` adds librdkafka settings, such as the security of ``librdkafka_config``.
     ``committed_only`` reads as a downstream ``read_committed`` consumer does: records of aborted
     transactions are skipped, and the end is the last stable offset.
     """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            **(client or {}),
             "group.id": f"read-{uuid.uuid4().hex}",
             "isolation.level": "read_committed" if committed_only else "read_uncommitted",
             "enable.partition.eof": True,
