@@ -143,7 +143,7 @@ def quix_python(explicit: str | None) -> str | None:
     it), else this interpreter if it can import quixstreams.
     """
     if explicit:
-        return explicit
+        return os.path.abspath(explicit)  # not resolve(): a venv's python is a symlink out of the venv
     local = ROOT / ".venv-quix" / "bin" / "python"
     if local.exists():
         return str(local)
