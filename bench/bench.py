@@ -85,6 +85,9 @@ POLL_S = 0.2
 _T0 = time.monotonic()
 _SAMPLE = re.compile(r"^stream_events_total(?:\{([^}]*)\})?\s+([0-9.eE+-]+)", re.MULTILINE)
 _TOPIC_LABEL = re.compile(r'topic="([^"]*)"')
+_LATENCY_BUCKET = re.compile(
+    r'^stream_event_to_award_seconds_bucket\{le="([^"]+)"\}\s+([0-9.eE+-]+)', re.MULTILINE
+)
 
 
 def log(message: str) -> None:
@@ -454,16 +457,22 @@ class Run:
         stop(proc, "worker")
         return None
 
+    def metrics(self, port: int) -> str | None:
+        """Return the worker's /metrics page, None if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return None
+
     def counts(self, port: int) -> tuple[float, float] | None:
         """Return ``stream_events_total`` summed over the input topics and over all topics.
 
         The worker also counts records of its internal topics (re-keyed credits): those are work too, but
         only the input topics' sum says how far through the input it is. None if /metrics does not answer.
         """
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
+        text = self.metrics(port)
+        if text is None:
             return None
         inputs = {*self.inputs.values(), *self.inputs}
         on_inputs = everything = 0.0
@@ -473,6 +482,11 @@ class Run:
             if topic is not None and topic.group(1) in inputs:
                 on_inputs += float(value)
         return on_inputs, everything
+
+    def award_latency_buckets(self, port: int) -> dict[float, float]:
+        """Return the worker's own event-to-award histogram: upper bound (s) -> cumulative count."""
+        text = self.metrics(port) or ""
+        return {float(le): float(n) for le, n in _LATENCY_BUCKET.findall(text)}
 
     def events_total(self, port: int) -> float | None:
         """Return ``stream_events_total`` summed over the input topics, None if /metrics does not answer."""
@@ -652,6 +666,7 @@ class Run:
         if not ready.wait(30):
             raise RuntimeError("the points consumer did not get its partitions")
         base = self.events_total(port) or 0.0
+        buckets = self.award_latency_buckets(port)
         log(f"latency: producing {n:,} fresh events at {paced:,.0f}/s")
         produce(self.bootstrap, self.inputs, batch, rate=paced, on_sent=on_sent)
         self.wait_for(proc, port, base + n, 15.0)
@@ -659,17 +674,40 @@ class Run:
         time.sleep(1.0)  # the awards of the last events are on their way
         done.set()
         reader.join(10)
-        latencies = []
+        timed = []  # (sent, latency ms)
         for arrived, raw in arrivals:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 sent_at = sent.get(orjson.loads(raw).get("source_event_id"))
                 if sent_at is not None:
-                    latencies.append((arrived - sent_at) * 1000)
-        latencies.sort()
-        log(f"latency: {len(arrivals):,} awards read, {len(latencies):,} for the paced events")
-        if not latencies:
+                    timed.append((sent_at, (arrived - sent_at) * 1000))
+        log(f"latency: {len(arrivals):,} awards read, {len(timed):,} for the paced events")
+        if not timed:
             return float("nan"), float("nan"), 0
+        timed.sort()
+        halves = [
+            sorted(ms for _, ms in part) for part in (timed[: len(timed) // 2], timed[len(timed) // 2 :])
+        ]
+        if all(halves):
+            medians = " -> ".join(f"{percentile(half, 0.5):.1f}" for half in halves)
+            log(
+                f"latency: p50 of the first and the second half of the sends {medians} ms (growing: saturated)"
+            )
+        self.log_worker_latency(buckets, self.award_latency_buckets(port))
+        latencies = sorted(ms for _, ms in timed)
         return percentile(latencies, 0.50), percentile(latencies, 0.99), len(latencies)
+
+    def log_worker_latency(self, before: dict[float, float], after: dict[float, float]) -> None:
+        """Log the paced phase's p50 and p99 bucket of the worker's own event-to-award histogram.
+
+        The worker times from the input record's timestamp to the award acknowledged by Kafka: a check of
+        the reader's figures that no consumer of the awards topic adds to.
+        """
+        delta = sorted((le, n - before.get(le, 0.0)) for le, n in after.items())
+        total = delta[-1][1] if delta else 0.0
+        if total <= 0:
+            return
+        bounds = [next(le for le, n in delta if n >= q * total) for q in (0.5, 0.99)]
+        log(f"latency: the worker's own histogram puts p50 ≤ {bounds[0]:g} s, p99 ≤ {bounds[1]:g} s")
 
     def read_arrivals(
         self, arrivals: list[tuple[float, bytes]], ready: threading.Event, done: threading.Event
