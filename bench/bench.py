@@ -157,7 +157,7 @@ def quix_python(explicit: str | None) -> str | None:
 
 @dataclass
 class Awards:
-    """Point awards: how many, and their points."""
+    """Count point awards and sum their points."""
 
     count: int = 0
     points: int = 0
@@ -168,7 +168,7 @@ class Awards:
 
 @dataclass
 class Results:
-    """Everything a run measured; None where a measure is not available."""
+    """Hold everything a run measured; None where a measure is not available."""
 
     a: float | None = None
     b: float | None = None
