@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The benchmark's quix-streams reference only, apart from the project's pins: bench/requirements-quix.txt
+QUIX_VENV := .venv-quix
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
@@ -12,7 +14,7 @@ export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 help:
 	@echo "make run        set up, start Kafka and the worker, feed sample traffic, show awards"
 	@echo "make test       set up, start Kafka, lint, type-check and run the whole test suite"
-	@echo "make bench      benchmark: client ceiling, framework ceiling, this worker"
+	@echo "make bench      benchmark: client and framework ceilings, this worker, a quix-streams reference"
 	@echo "make kafka      start the local single-node Kafka (KRaft) on 127.0.0.1:\$$KAFKA_PORT"
 	@echo "make kafka-stop stop it"
 
@@ -50,8 +52,15 @@ unit: venv
 test: venv kafka lint typecheck
 	$(BIN)/pytest -q -ra
 
-bench: venv kafka
-	$(BIN)/python bench/bench.py
+$(QUIX_VENV)/.installed: bench/requirements-quix.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	$(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(QUIX_VENV)/bin/pip install --quiet -r bench/requirements-quix.txt
+	@touch $@
+
+bench: venv kafka $(QUIX_VENV)/.installed
+	$(BIN)/python bench/bench.py --quix-python $(QUIX_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) data .cache/kafka
+	rm -rf $(VENV) $(QUIX_VENV) data .cache/kafka

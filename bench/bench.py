@@ -1,16 +1,21 @@
-"""Benchmark the worker against the client and framework ceilings on a real broker.
+"""Benchmark the worker against the client and framework ceilings and a quix-streams reference.
 
 Run as ``.venv/bin/python bench/bench.py`` (``make bench``). In one run, on fresh topics: (a) a bare
 confluent-kafka consumer decoding every record, (b) a Faust agent that only decodes (bench/decode_only.py),
-(c) ``stream worker`` itself, measured through its ``stream_events_total`` counter; then the worker's
-event-to-award latency at half its sustained rate. Progress goes to stderr, the table to stdout. Every topic,
-consumer group, subprocess and temporary directory of the run is removed at the end.
+(c) ``stream worker`` itself under each processing guarantee (``STREAM_PROCESSING_GUARANTEE``), measured
+through its ``stream_events_total`` counter, (d) a quix-streams application doing the base rules
+(bench/quix_reference.py, in the virtual environment of bench/requirements-quix.txt), and the pure
+``Pipeline.run`` cost per event in this process; then the exactly_once worker's event-to-award latency at
+half its sustained rate. The awards of (d) are checked against the pipeline's on the same events. Progress
+goes to stderr, the table to stdout. Every topic, consumer group, subprocess and temporary directory of the
+run is removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import re
 import secrets
@@ -22,19 +27,23 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from stream.engine.periods import Calendar
+from stream.engine.processor import Engine
 from stream.feed import generate, produce
+from stream.pipeline import Pipeline, Record, Topics, partition_for
+from stream.rules import load_rules
 from stream.runtime.kafka_config import librdkafka_config
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 INPUTS = {
     "message": "STREAM_TOPIC_MESSAGES",
     "like": "STREAM_TOPIC_LIKES",
@@ -47,6 +56,29 @@ OUTPUTS = {
     "badges": "STREAM_TOPIC_BADGES",
     "deadletter": "STREAM_TOPIC_DEADLETTER",
 }
+GUARANTEES = ("at_least_once", "exactly_once")
+DEFAULT_GUARANTEE = "exactly_once"  # the worker's default: the latency is measured under it
+QUIX_GUARANTEES = {"at_least_once": "at-least-once", "exactly_once": "exactly-once"}
+QUIX_SOURCES = ("message", "like", "login", "activity")  # the roster topic pays nothing: (d) skips it
+# The rules bench/quix_reference.py implements: the pipeline's awards of these are what (d) must produce.
+REFERENCE_RULES = frozenset(
+    {
+        "daily_login",
+        "message_text",
+        "message_voice",
+        "message_video",
+        "message_file",
+        "message_image",
+        "reply",
+        "vote",
+        "group_created",
+        "like_given",
+    }
+)
+TIMEZONE = "Asia/Shanghai"
+PIPELINE_BATCH = 1000  # the worker's default STREAM_BATCH_MAX
+TARGET_ALO = 2.0  # c / b under at_least_once (and c >= d)
+TARGET_EOS = 1.6  # c / b under exactly_once
 DAY_MS = 86_400_000
 START_TIMEOUT_S = 60.0
 STALL_TIMEOUT_S = 60.0
@@ -55,6 +87,9 @@ POLL_S = 0.2
 _T0 = time.monotonic()
 _SAMPLE = re.compile(r"^stream_events_total(?:\{([^}]*)\})?\s+([0-9.eE+-]+)", re.MULTILINE)
 _TOPIC_LABEL = re.compile(r'topic="([^"]*)"')
+_LATENCY_BUCKET = re.compile(
+    r'^stream_event_to_award_seconds_bucket\{le="([^"]+)"\}\s+([0-9.eE+-]+)', re.MULTILINE
+)
 
 
 def log(message: str) -> None:
@@ -101,6 +136,52 @@ def rate(count: int, seconds: float) -> float | None:
     return count / seconds if seconds > 0 and count > 0 else None
 
 
+def pythonpath() -> str:
+    """Return PYTHONPATH with the repository root first, so subprocesses import this checkout."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
+def quix_python(explicit: str | None) -> str | None:
+    """Return the Python that runs the quix-streams reference, or None when there is none.
+
+    ``--quix-python`` or $BENCH_QUIX_PYTHON, else ``.venv-quix`` of the repository (``make bench`` makes
+    it), else this interpreter if it can import quixstreams.
+    """
+    if explicit:
+        return os.path.abspath(explicit)  # not resolve(): a venv's python is a symlink out of the venv
+    local = ROOT / ".venv-quix" / "bin" / "python"
+    if local.exists():
+        return str(local)
+    if importlib.util.find_spec("quixstreams") is not None:
+        return sys.executable
+    return None
+
+
+@dataclass
+class Awards:
+    """Count point awards and sum their points."""
+
+    count: int = 0
+    points: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.count:,} awards, {self.points:,} points"
+
+
+@dataclass
+class Results:
+    """Hold everything a run measured; None where a measure is not available."""
+
+    a: float | None = None
+    b: float | None = None
+    c: dict[str, float | None] = field(default_factory=dict)
+    d: dict[str, float | None] = field(default_factory=dict)
+    d_checks: dict[str, str] = field(default_factory=dict)  # guarantee -> "ok" or what differed
+    pipeline_us: float | None = None
+    latency: tuple[float, float, int] | None = None
+    paced: float | None = None
+
+
 class Run:
     """Hold one benchmark run's names, resources and results; ``cleanup`` releases everything."""
 
@@ -113,12 +194,32 @@ class Run:
         prefix = f"bench.{self.run_id}."
         self.inputs = {source: prefix + f"in.{source}" for source in INPUTS}
         self.outputs = {name: prefix + f"out.{name}" for name in OUTPUTS}
-        self.prefixes = [prefix, f"bench-decode-{self.run_id}", f"bench-worker-{self.run_id}"]
-        self.groups = [f"bench-client-{self.run_id}", f"bench-latency-{self.run_id}", *self.prefixes[1:]]
+        self.quix_outputs = {g: prefix + f"out.quix-{g}" for g in GUARANTEES}
+        self.worker_ids = {g: f"bench-worker-{self.run_id}-{g}" for g in GUARANTEES}
+        self.quix_ids = {g: f"bench-quix-{self.run_id}-{g}" for g in GUARANTEES}
+        # Topics of the run: ours, the workers' internal ones (named after their app ids), quix's changelogs.
+        self.prefixes = [
+            prefix,
+            f"bench-decode-{self.run_id}",
+            f"bench-worker-{self.run_id}",
+            f"changelog__bench-quix-{self.run_id}",
+            f"repartition__bench-quix-{self.run_id}",
+        ]
+        self.groups = [
+            f"bench-client-{self.run_id}",
+            f"bench-latency-{self.run_id}",
+            f"bench-check-{self.run_id}",
+            f"bench-decode-{self.run_id}",
+            *self.worker_ids.values(),
+            *self.quix_ids.values(),
+        ]
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{self.run_id}-"))
         self.admin = AdminClient(self.client)
         self.procs: list[tuple[subprocess.Popen[bytes], str]] = []
         self.total = 0
+        self.users = 0
+        self.start_ms = 0
+        self.span_ms = 0
 
     def topic_env(self) -> dict[str, str]:
         """Return the STREAM_TOPIC_* variables naming this run's topics."""
@@ -128,7 +229,7 @@ class Run:
 
     def create_topics(self) -> None:
         """Create this run's input and output topics, ``--partitions`` partitions each."""
-        names = [*self.inputs.values(), *self.outputs.values()]
+        names = [*self.inputs.values(), *self.outputs.values(), *self.quix_outputs.values()]
         futures = self.admin.create_topics(
             [NewTopic(name, num_partitions=self.args.partitions, replication_factor=1) for name in names],
             operation_timeout=30,
@@ -169,17 +270,89 @@ class Run:
 
     # -- load -------------------------------------------------------------------------------------------
 
+    def records(self) -> Any:
+        """Yield the run's records, roster first: the same ones every time (a fixed seed)."""
+        return generate(
+            self.args.events - self.users,
+            users=self.users,
+            seed=7,
+            start_ms=self.start_ms,
+            span_ms=self.span_ms,
+        )
+
     def load(self) -> None:
         """Produce ``--events`` records (roster first) with event times over the past three days."""
-        users = max(2, min(5000, self.args.events // 40))
+        self.users = max(2, min(5000, self.args.events // 40))
         now_ms = int(time.time() * 1000)
-        span = 3 * DAY_MS
-        start = now_ms - span - 10 * 60_000  # all in the past, none older than 3 days and 10 minutes
-        records = generate(self.args.events - users, users=users, seed=7, start_ms=start, span_ms=span)
+        self.span_ms = 3 * DAY_MS
+        self.start_ms = now_ms - self.span_ms - 10 * 60_000  # all in the past, none older than 3 days 10 min
         began = time.perf_counter()
-        self.total = produce(self.client, self.inputs, records)
+        self.total = produce(self.client, self.inputs, self.records())
         elapsed = time.perf_counter() - began
         log(f"produced {self.total:,} records in {elapsed:.1f} s ({self.total / elapsed:,.0f}/s)")
+
+    # -- pure pipeline ---------------------------------------------------------------------------------
+
+    def pipeline_cost(self) -> tuple[float, Awards]:
+        """Time ``Pipeline.run`` over the run's records in this process; return µs/event and its awards.
+
+        Batches of 1000 records (the worker's default), each on its user's partition, over an in-memory
+        store that takes every batch's states. The credits the batches emit are not fed back: this is the
+        cost of the input records alone. The awards are those of the rules (d) implements.
+        """
+        log("pure pipeline: Pipeline.run in this process")
+        rules = load_rules()
+        partitions = self.args.partitions
+        topics = Topics(
+            sources={self.inputs[source]: source for source in INPUTS},
+            routed=f"bench-pipeline-{self.run_id}-routed",
+            points=self.outputs["points"],
+            badges=self.outputs["badges"],
+            deadletter=self.outputs["deadletter"],
+        )
+        store: dict[bytes, bytes] = {}
+
+        def load(_record: Record, user_key: bytes) -> bytes | None:
+            return store.get(user_key)
+
+        def now_ms() -> int:
+            return int(time.time() * 1000)
+
+        pipeline = Pipeline(
+            Engine(rules, Calendar(TIMEZONE)),
+            topics,
+            partitions,
+            now_ms,
+            rules.time.max_future_minutes * 60_000,
+            load,
+        )
+        dumps = orjson.dumps
+        records = []
+        for offset, (source, user, value) in enumerate(self.records()):
+            key = user.encode()
+            ts = value.get("ts", self.start_ms)
+            topic = self.inputs[source]
+            records.append(Record(topic, partition_for(key, partitions), offset, key, dumps(value), ts))
+        awards = Awards()
+        elapsed = 0.0
+        clock = time.perf_counter
+        for start in range(0, len(records), PIPELINE_BATCH):
+            chunk = records[start : start + PIPELINE_BATCH]
+            began = clock()
+            batch = pipeline.run(chunk)
+            for user_key, (_, raw) in batch.states.items():
+                store[user_key] = raw
+            pipeline.trim()
+            elapsed += clock() - began
+            for _, rule, kind, points in batch.awards:
+                if kind == "points" and rule in REFERENCE_RULES:
+                    awards.count += 1
+                    awards.points += points
+        us = elapsed / len(records) * 1e6
+        log(
+            f"pure pipeline: {len(records):,} records in {elapsed:.2f} s, {us:.1f} µs/event; base rules: {awards}"
+        )
+        return us, awards
 
     # -- (a) ------------------------------------------------------------------------------------------------
 
@@ -233,7 +406,7 @@ class Run:
             "BENCH_COUNT": str(self.total),
             "BENCH_OUT": str(out),
             "BENCH_DATADIR": str(self.tmp / "decode-data"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": pythonpath(),
         }
         argv = [sys.executable, "-m", "faust", "-A", "bench.decode_only", "worker", "-l", "warn"]
         proc, log_path = self.spawn("decode", argv, env)
@@ -256,23 +429,26 @@ class Run:
 
     # -- (c) ------------------------------------------------------------------------------------------------
 
-    def start_worker(self) -> tuple[subprocess.Popen[bytes], Path, int] | None:
-        """Start ``stream worker`` on this run's topics; return it once /metrics answers, else None."""
-        log("(c) stream worker")
-        exe = BIN / "stream"
-        if not exe.exists():
-            log(f"(c) not available: {exe} does not exist")
-            return None
+    def start_worker(self, guarantee: str) -> tuple[subprocess.Popen[bytes], Path, int] | None:
+        """Start ``stream worker`` under ``guarantee``, fresh app id, group and data dir; None if it fails.
+
+        Returns once /metrics answers. Started as ``python -m stream`` from the repository root, so this
+        checkout's code runs whatever package the interpreter has installed.
+        """
+        log(f"(c) stream worker, {guarantee}")
         port = free_port()
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "STREAM_APP_ID": f"bench-worker-{self.run_id}",
-            "STREAM_DATA_DIR": str(self.tmp / "worker-data"),
+            "STREAM_APP_ID": self.worker_ids[guarantee],
+            "STREAM_DATA_DIR": str(self.tmp / f"worker-data-{guarantee}"),
             "STREAM_WEB_PORT": str(port),
             "STREAM_TOPIC_PARTITIONS": str(self.args.partitions),
+            "STREAM_PROCESSING_GUARANTEE": guarantee,
+            "PYTHONPATH": pythonpath(),
             **self.topic_env(),
         }
-        proc, log_path = self.spawn("worker", [str(exe), "worker"], env)
+        argv = [sys.executable, "-m", "stream", "worker"]
+        proc, log_path = self.spawn(f"worker-{guarantee}", argv, env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -285,16 +461,22 @@ class Run:
         stop(proc, "worker")
         return None
 
+    def metrics(self, port: int) -> str | None:
+        """Return the worker's /metrics page, None if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return None
+
     def counts(self, port: int) -> tuple[float, float] | None:
         """Return ``stream_events_total`` summed over the input topics and over all topics.
 
         The worker also counts records of its internal topics (re-keyed credits): those are work too, but
         only the input topics' sum says how far through the input it is. None if /metrics does not answer.
         """
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
+        text = self.metrics(port)
+        if text is None:
             return None
         inputs = {*self.inputs.values(), *self.inputs}
         on_inputs = everything = 0.0
@@ -304,6 +486,11 @@ class Run:
             if topic is not None and topic.group(1) in inputs:
                 on_inputs += float(value)
         return on_inputs, everything
+
+    def award_latency_buckets(self, port: int) -> dict[float, float]:
+        """Return the worker's own event-to-award histogram: upper bound (s) -> cumulative count."""
+        text = self.metrics(port) or ""
+        return {float(le): float(n) for le, n in _LATENCY_BUCKET.findall(text)}
 
     def events_total(self, port: int) -> float | None:
         """Return ``stream_events_total`` summed over the input topics, None if /metrics does not answer."""
@@ -371,6 +558,94 @@ class Run:
             log(f"(c) {c1:,.0f} events counted, sustained {measured:,.0f}/s")
         return measured
 
+    # -- (d) ------------------------------------------------------------------------------------------------
+
+    def reference_rate(
+        self, python: str, guarantee: str, expected: Awards | None
+    ) -> tuple[float | None, str]:
+        """Run the quix-streams reference under ``guarantee`` over the input; return events/s and its check.
+
+        The rate is the reference's input records (the roster topic aside) over the time from its first
+        processed record to its last; it then commits its final checkpoint and exits. The check reads its
+        output topic back (read_committed) and compares the awards with the pipeline's on the same events.
+        """
+        log(f"(d) quix-streams reference, {guarantee}")
+        count = self.total - self.users
+        out = self.tmp / f"quix-{guarantee}.json"
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "BENCH_APP_ID": self.quix_ids[guarantee],
+            "BENCH_TOPICS": ",".join(f"{source}={self.inputs[source]}" for source in QUIX_SOURCES),
+            "BENCH_OUTPUT_TOPIC": self.quix_outputs[guarantee],
+            "BENCH_GUARANTEE": QUIX_GUARANTEES[guarantee],
+            "BENCH_COUNT": str(count),
+            "BENCH_OUT": str(out),
+            "BENCH_DATADIR": str(self.tmp / f"quix-data-{guarantee}"),
+            "BENCH_TIMEZONE": TIMEZONE,
+            "PYTHONPATH": pythonpath(),
+        }
+        proc, log_path = self.spawn(f"quix-{guarantee}", [python, "-m", "bench.quix_reference"], env)
+        limit_s = 120 + count / 500  # no slower than 500 records/s
+        try:
+            proc.wait(limit_s)
+        except subprocess.TimeoutExpired:
+            log(f"(d) timed out after {limit_s:.0f} s")
+        finally:
+            stop(proc, f"quix reference ({guarantee})")
+        if not out.exists():
+            log(f"(d) the quix app exited with {proc.returncode} and no result:\n{tail(log_path)}")
+            return None, "no result"
+        result = orjson.loads(out.read_bytes())
+        if result["count"] < count:
+            log(f"(d) processed only {result['count']:,} of {count:,} records:\n{tail(log_path)}")
+            return None, "incomplete"
+        measured = rate(count - 1, result["last"] - result["first"])
+        emitted = Awards(result["awards"], result["points"])
+        log(
+            f"(d) {count:,} records, {measured or 0:,.0f}/s; emitted {emitted}; "
+            f"final commit and close took {result['end'] - result['last']:.1f} s"
+        )
+        published = self.read_awards_back(self.quix_outputs[guarantee])
+        log(f"(d) output topic holds {published} (read_committed)")
+        if expected is None:
+            check = "not checked (no pipeline run)"
+        elif published == expected and emitted == expected:
+            check = "ok"
+        else:
+            check = f"MISMATCH: {published} published, {emitted} emitted, pipeline {expected}"
+        log(f"(d) awards against the pipeline's ({expected}): {check}")
+        return measured, check
+
+    def read_awards_back(self, topic: str) -> Awards:
+        """Read a topic of award records from the beginning to its end; return their count and points."""
+        consumer = Consumer(
+            {
+                **self.client,
+                "group.id": f"bench-check-{self.run_id}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+            }
+        )
+        found = Awards()
+        try:
+            partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            pending = set(partitions)
+            deadline = time.monotonic() + 120
+            while pending and time.monotonic() < deadline:
+                for msg in consumer.consume(num_messages=10_000, timeout=1.0):
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(msg.partition())
+                        continue
+                    found.count += 1
+                    found.points += int(orjson.loads(msg.value() or b"{}").get("points", 0))
+        finally:
+            consumer.close()
+        return found
+
     # -- latency --------------------------------------------------------------------------------------------
 
     def latency(self, proc: subprocess.Popen[bytes], port: int, paced: float) -> tuple[float, float, int]:
@@ -390,11 +665,12 @@ class Run:
         arrivals: list[tuple[float, bytes]] = []
         done = threading.Event()
         ready = threading.Event()
-        reader = threading.Thread(target=self.read_awards, args=(arrivals, ready, done), daemon=True)
+        reader = threading.Thread(target=self.read_arrivals, args=(arrivals, ready, done), daemon=True)
         reader.start()
         if not ready.wait(30):
             raise RuntimeError("the points consumer did not get its partitions")
         base = self.events_total(port) or 0.0
+        buckets = self.award_latency_buckets(port)
         log(f"latency: producing {n:,} fresh events at {paced:,.0f}/s")
         produce(self.client, self.inputs, batch, rate=paced, on_sent=on_sent)
         self.wait_for(proc, port, base + n, 15.0)
@@ -402,29 +678,58 @@ class Run:
         time.sleep(1.0)  # the awards of the last events are on their way
         done.set()
         reader.join(10)
-        latencies = []
+        timed = []  # (sent, latency ms)
         for arrived, raw in arrivals:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 sent_at = sent.get(orjson.loads(raw).get("source_event_id"))
                 if sent_at is not None:
-                    latencies.append((arrived - sent_at) * 1000)
-        latencies.sort()
-        log(f"latency: {len(arrivals):,} awards read, {len(latencies):,} for the paced events")
-        if not latencies:
+                    timed.append((sent_at, (arrived - sent_at) * 1000))
+        log(f"latency: {len(arrivals):,} awards read, {len(timed):,} for the paced events")
+        if not timed:
             return float("nan"), float("nan"), 0
+        timed.sort()
+        halves = [
+            sorted(ms for _, ms in part) for part in (timed[: len(timed) // 2], timed[len(timed) // 2 :])
+        ]
+        if all(halves):
+            medians = " -> ".join(f"{percentile(half, 0.5):.1f}" for half in halves)
+            log(
+                f"latency: p50 of the first and the second half of the sends {medians} ms (growing: saturated)"
+            )
+        self.log_worker_latency(buckets, self.award_latency_buckets(port))
+        latencies = sorted(ms for _, ms in timed)
         return percentile(latencies, 0.50), percentile(latencies, 0.99), len(latencies)
 
-    def read_awards(
+    def log_worker_latency(self, before: dict[float, float], after: dict[float, float]) -> None:
+        """Log the paced phase's p50 and p99 bucket of the worker's own event-to-award histogram.
+
+        The worker times from the input record's timestamp to the award acknowledged by Kafka: a check of
+        the reader's figures that no consumer of the awards topic adds to.
+        """
+        delta = sorted((le, n - before.get(le, 0.0)) for le, n in after.items())
+        total = delta[-1][1] if delta else 0.0
+        if total <= 0:
+            return
+        bounds = [next(le for le, n in delta if n >= q * total) for q in (0.5, 0.99)]
+        log(f"latency: the worker's own histogram puts p50 ≤ {bounds[0]:g} s, p99 ≤ {bounds[1]:g} s")
+
+    def read_arrivals(
         self, arrivals: list[tuple[float, bytes]], ready: threading.Event, done: threading.Event
     ) -> None:
-        """Read the points topic from its current end, noting each record's arrival wall clock."""
+        """Read the points topic from its current end, noting each record's arrival wall clock.
+
+        One record per ``poll()`` with short broker waits: a reader that fetches in batches (consume with
+        a 100 ms timeout) would add its own wait to every latency. read_committed: under exactly_once the
+        awards are written in transactions and count once committed.
+        """
         topic = self.outputs["points"]
         consumer = Consumer(
             {
                 **self.client,
                 "group.id": f"bench-latency-{self.run_id}",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": 5,
+                "isolation.level": "read_committed",
             }
         )
         try:
@@ -435,46 +740,116 @@ class Run:
             ]
             consumer.assign(assignment)
             ready.set()
+            poll = consumer.poll
+            clock = time.time
             while not done.is_set():
-                for msg in consumer.consume(num_messages=1000, timeout=0.1):
-                    arrived = time.time()
-                    value = msg.value()
-                    if not msg.error() and value is not None:
-                        arrivals.append((arrived, value))
+                msg = poll(0.01)
+                if msg is None:
+                    continue
+                arrived = clock()
+                value = msg.value()
+                if not msg.error() and value is not None:
+                    arrivals.append((arrived, value))
         finally:
             consumer.close()
 
 
-def table(
-    a: float | None,
-    b: float | None,
-    c: float | None,
-    lat: tuple[float, float, int] | None,
-    paced: float | None,
-) -> str:
+def table(r: Results) -> str:
     """Format the results as one table."""
+    label_w, num_w, ratio_w = 34, 12, 9
+    alo, eos = r.c.get("at_least_once"), r.c.get("exactly_once")
+    d_alo, d_eos = r.d.get("at_least_once"), r.d.get("exactly_once")
 
     def num(x: float | None) -> str:
-        return f"{x:>12,.0f}" if x is not None else f"{'not available':>12}"
+        return f"{x:>{num_w},.0f}" if x is not None else f"{'n/a':>{num_w}}"
 
-    def pct(x: float | None, y: float | None) -> str:
-        return f"{x / y:>12.1%}" if x is not None and y else f"{'-':>12}"
+    def ratio(x: float | None, y: float | None) -> float | None:
+        return x / y if x is not None and y else None
 
+    def times(x: float | None, width: int = ratio_w) -> str:
+        return f"{x:>{width}.2f}" if x is not None else f"{'':>{width}}"
+
+    def verdict(met: bool | None) -> str:
+        return "" if met is None else (": met" if met else ": missed")
+
+    def cost(fast: float | None, slow: float | None) -> str:
+        return f"{(fast - slow) / fast:>{num_w}.1%}" if fast and slow is not None else f"{'n/a':>{num_w}}"
+
+    def row(label: str, value: str, rest: str = "") -> str:
+        return f"{label:<{label_w}}{value}{rest}".rstrip()
+
+    alo_b, eos_b = ratio(alo, r.b), ratio(eos, r.b)
+    alo_met = None
+    if alo is not None and alo_b is not None:  # "≥ d" is judged only when (d) was measured
+        alo_met = alo_b >= TARGET_ALO and (d_alo is None or alo >= d_alo)
+    eos_met = None if eos_b is None else eos_b >= TARGET_EOS
     lines = [
-        f"{'':<28}{'events/s':>12}",
-        f"{'(a) client ceiling':<28}{num(a)}",
-        f"{'(b) framework ceiling':<28}{num(b)}",
-        f"{'(c) this worker':<28}{num(c)}",
-        f"{'c/a':<28}{pct(c, a)}",
-        f"{'c/b':<28}{pct(c, b)}",
+        row("", f"{'events/s':>{num_w}}", f"{'vs (b)':>{ratio_w}}"),
+        row("(a) client ceiling", num(r.a)),
+        row("(b) framework ceiling", num(r.b)),
+        row(
+            "(c) worker, at_least_once",
+            num(alo),
+            f"{times(alo_b)}   (target ≥ {TARGET_ALO:.2f} and ≥ d{verdict(alo_met)})",
+        ),
+        row(
+            "(c) worker, exactly_once",
+            num(eos),
+            f"{times(eos_b)}   (target ≥ {TARGET_EOS:.2f}{verdict(eos_met)})",
+        ),
+        row("(d) quix-streams base rules", num(d_alo), f"{times(ratio(d_alo, r.b))}   (at_least_once)"),
+        row("(d) quix-streams, exactly_once", num(d_eos), times(ratio(d_eos, r.b))),
+        row("c/d (at_least_once)", times(ratio(alo, d_alo), num_w)),
+        row("c/d (exactly_once)", times(ratio(eos, d_eos), num_w)),
+        row("exactly_once cost, worker", cost(alo, eos)),
+        row("exactly_once cost, quix-streams", cost(d_alo, d_eos)),
     ]
-    if lat is not None and paced is not None and lat[2]:
-        lines.append(f"{'latency p50 (ms)':<28}{lat[0]:>12,.1f}")
-        lines.append(f"{'latency p99 (ms)':<28}{lat[1]:>12,.1f}")
-        lines.append(f"{'paced rate (events/s)':<28}{paced:>12,.0f}   ({lat[2]:,} awards)")
+    checks = ", ".join(f"{g} {check}" for g, check in r.d_checks.items())
+    if checks:
+        lines.append(row("(d) awards vs pipeline", f"{'':>{num_w}}", f"  {checks}"))
+    if r.pipeline_us is not None:
+        lines.append(
+            row(
+                "pure pipeline",
+                f"{r.pipeline_us:>{num_w}.1f}",
+                f" µs/event ({1e6 / r.pipeline_us:,.0f} events/s)",
+            )
+        )
     else:
-        lines.append(f"{'latency p50 / p99 (ms)':<28}{'not available':>12}")
+        lines.append(row("pure pipeline", f"{'n/a':>{num_w}}"))
+    if r.latency is not None and r.paced is not None and r.latency[2]:
+        p50, p99, n = r.latency
+        lines.append(
+            row(
+                "latency p50 / p99 (ms)",
+                f"{f'{p50:.1f} / {p99:.1f}':>{num_w}}",
+                f"  at {r.paced:,.0f} events/s ({DEFAULT_GUARANTEE}, {n:,} awards)",
+            )
+        )
+    else:
+        lines.append(row("latency p50 / p99 (ms)", f"{'n/a':>{num_w}}"))
     return "\n".join(lines)
+
+
+def measure_worker(run: Run, results: Results, guarantee: str) -> None:
+    """Measure the worker under one guarantee; under the default one, its latency at half that rate too."""
+    started = run.start_worker(guarantee)
+    if started is None:
+        return
+    proc, log_path, port = started
+    try:
+        c = results.c[guarantee] = run.worker_rate(proc, port, log_path)
+        if c is not None and guarantee == DEFAULT_GUARANTEE:
+            results.paced = c / 2
+            run.settle(port)
+            try:
+                results.latency = run.latency(proc, port, results.paced)
+                p50, p99, n = results.latency
+                log(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n:,} awards")
+            except RuntimeError as exc:
+                log(f"latency not measured: {exc}\n{tail(log_path)}")
+    finally:
+        stop(proc, f"worker ({guarantee})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -487,37 +862,42 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         help="Kafka brokers (default $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
     )
+    parser.add_argument(
+        "--quix-python",
+        default=os.environ.get("BENCH_QUIX_PYTHON"),
+        help="Python with quixstreams for (d) (default $BENCH_QUIX_PYTHON, else .venv-quix/bin/python, "
+        "else this one if it has quixstreams)",
+    )
     args = parser.parse_args(argv)
     if args.events < 100:
         parser.error("--events must be at least 100")
     run = Run(args)
     log(f"run {run.run_id}: {args.events:,} events, {args.partitions} partitions, broker {args.bootstrap}")
-    a = b = c = paced = None
-    lat = None
+    results = Results()
     try:
         run.create_topics()
         run.load()
-        a = run.client_ceiling()
-        b = run.framework_ceiling()
-        started = run.start_worker()
-        if started is not None:
-            proc, log_path, port = started
-            c = run.worker_rate(proc, port, log_path)
-            if c is not None:
-                paced = c / 2
-                run.settle(port)
-                try:
-                    lat = run.latency(proc, port, paced)
-                    log(f"latency: p50 {lat[0]:.1f} ms, p99 {lat[1]:.1f} ms over {lat[2]:,} awards")
-                except RuntimeError as exc:
-                    log(f"latency not measured: {exc}\n{tail(log_path)}")
+        results.pipeline_us, expected = run.pipeline_cost()
+        results.a = run.client_ceiling()
+        results.b = run.framework_ceiling()
+        # (d) before (c): the latency measure adds records to the input topics.
+        python = quix_python(args.quix_python)
+        if python is None:
+            log("(d) not available: no Python with quixstreams (make bench installs .venv-quix)")
+        else:
+            for guarantee in GUARANTEES:
+                results.d[guarantee], results.d_checks[guarantee] = run.reference_rate(
+                    python, guarantee, expected
+                )
+        for guarantee in GUARANTEES:  # the default, exactly_once, last: its latency is measured after it
+            measure_worker(run, results, guarantee)
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         run.cleanup()
     sys.stderr.flush()
-    print(table(a, b, c, lat, paced), flush=True)
+    print(table(results), flush=True)
     return 0
 
 
