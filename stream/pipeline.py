@@ -201,7 +201,7 @@ class Pipeline:
             self._dead(source_record, Reason.TOO_LATE, outcome.reason or "", now, batch, counted_as=record)
             return
         batch.outcomes.append((record.topic, outcome.status, outcome.reason))
-        self._emit(record, outcome, batch)
+        self._emit(source_record, outcome, batch)
 
     def _unwrap(self, record: Record, now: int) -> tuple[Event | Credit, Record]:
         envelope = orjson.loads(record.value or b"null")
@@ -241,6 +241,7 @@ class Pipeline:
         result.outcomes.append((record.topic, FORWARDED, Reason.MISROUTED.value))
 
     def _emit(self, record: Record, outcome: Outcome, result: Batch) -> None:
+        """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
         for award in outcome.points:
             out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)

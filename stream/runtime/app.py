@@ -22,7 +22,7 @@ from stream.runtime.ingest import BatchSink, BatchTransport
 from stream.runtime.kafka_config import faust_broker_settings, librdkafka_config
 from stream.runtime.membership import StaticMemberAssignor
 from stream.runtime.output import OutputProducer, Rejection
-from stream.runtime.recovery import CommittedRecovery, CommittedTableManager
+from stream.runtime.recovery import CommittedTableManager
 from stream.runtime.topics import routed_topic
 from stream.settings import Settings
 
@@ -35,6 +35,7 @@ class RewardsApp(faust.App):
 
     batch_sink: BatchSink | None = None
     read_committed: bool = False
+    kafka_client_config: dict[str, Any] = {}  # librdkafka settings for the probes of ingest and recovery
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -100,7 +101,7 @@ def create_worker(settings: Settings, rules: Rules) -> Worker:
         **faust_broker_settings(settings),
     )
     app.read_committed = exactly_once
-    CommittedRecovery.probe_config = dict(librdkafka_config(settings))
+    app.kafka_client_config = dict(librdkafka_config(settings))
     table = app.Table(
         STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
     )

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
+from confluent_kafka import Consumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -42,8 +43,25 @@ class BatchSink(Protocol):
         """Make everything processed so far durable and committed (partitions are about to move)."""
 
 
+def stable_committed_offsets(config: dict[str, Any], group_id: str, tps: list[TP]) -> dict[TP, int]:
+    """Return the group's committed offsets, waiting for any still inside a finishing transaction.
+
+    aiokafka's offset fetch may answer with the offset from before a transaction that committed a moment
+    ago (its markers not yet written); librdkafka's, under ``read_committed``, asks the broker for stable
+    offsets only (KIP-447) and waits. -1: none committed.
+    """
+    consumer = Consumer(
+        {**config, "group.id": group_id, "enable.auto.commit": False, "isolation.level": "read_committed"}
+    )
+    try:
+        found = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in tps], timeout=60)
+        return {TP(p.topic, p.partition): p.offset if p.offset >= 0 else -1 for p in found}
+    finally:
+        consumer.close()
+
+
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, reading committed records only under exactly-once."""
+    """Faust's aiokafka consumer thread: committed records only and stable offsets under exactly-once."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -51,6 +69,23 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             # Transactions of aborted batches (and their routed records) must never be read.
             consumer._isolation_level = "read_committed"
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its committed offset, a stable one under exactly-once."""
+        if not getattr(self.app, "read_committed", False):
+            return await super().seek_to_committed()
+        consumer = self._ensure_consumer()
+        tps = [TP(tp.topic, tp.partition) for tp in consumer.assignment()]
+        config: dict[str, Any] = getattr(self.app, "kafka_client_config", {})
+        offsets = await asyncio.to_thread(stable_committed_offsets, config, self.app.conf.id, tps)
+
+        async def seek() -> None:
+            for tp, offset in offsets.items():
+                if offset >= 0:
+                    consumer.seek(tp, offset)
+
+        await self.call_thread(seek)
+        return {tp: offset for tp, offset in offsets.items() if offset >= 0}
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -102,7 +137,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self.perform_seek()  # as Faust's getmany does when flow stopped mid-fetch
                     continue
                 if self.app.consumer_generation_id != generation:
-                    continue  # fetched before a rebalance: the new assignment seeks and fetches again
+                    # Fetched across a rebalance: drop the records, and rewind, since the fetch may have
+                    # started after the new assignment's seek and moved the positions past them.
+                    await self.perform_seek()
+                    continue
                 batch: list[Record] = []
                 others: list[tuple[TP, Any]] = []
                 for tp, tp_records in records.items():

@@ -87,13 +87,12 @@ def _scan(consumer: Consumer, tp: TP, start: int, end: int, timeout_s: float) ->
 class CommittedRecovery(Recovery):
     """Faust's recovery, with each changelog's end at its last committed record."""
 
-    probe_config: dict[str, Any] = {}
-
     async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Any, title: str) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
         if not tps:
             return
-        ends = await asyncio.to_thread(last_committed_offsets, self.probe_config, tps)
+        config: dict[str, Any] = getattr(self.app, "kafka_client_config", {})
+        ends = await asyncio.to_thread(last_committed_offsets, config, tps)
         changed = {tp: (destination.get(tp), end) for tp, end in ends.items() if destination.get(tp) != end}
         if changed:
             log.info("%s changelog ends at their last committed records: %s", title, changed)
