@@ -57,10 +57,10 @@ class Settings(BaseSettings):
         1, alias="STREAM_REPLICATION_FACTOR", ge=1, description="replication of the topics the worker creates"
     )
     batch_max: int = Field(
-        1000, alias="STREAM_BATCH_MAX", ge=1, description="most events processed and persisted as one batch"
+        5000, alias="STREAM_BATCH_MAX", ge=1, description="most events processed and persisted as one batch"
     )
     batch_window_ms: int = Field(
-        20, alias="STREAM_BATCH_WINDOW_MS", ge=1, description="longest wait to fill a batch, milliseconds"
+        5, alias="STREAM_BATCH_WINDOW_MS", ge=1, description="longest wait to fill a batch, milliseconds"
     )
     log_level: str = Field("info", alias="STREAM_LOG_LEVEL", description="worker log level")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(

@@ -127,7 +127,8 @@ class OutputProducer:
 
     # --- one round: produce every output, wait for every report ---------------------------------------
 
-    def _round(self, outputs: Sequence[Output]) -> _Round:
+    def _round(self, outputs: Sequence[Output], *, wait: bool = True) -> _Round:
+        """Hand every output to librdkafka; with ``wait``, also wait for every delivery report."""
         result = _Round(outputs)
         produce, poll, on_delivery = self._producer.produce, self._producer.poll, result.on_delivery
         for out in outputs:
@@ -158,9 +159,14 @@ class OutputProducer:
                     break
         if self.on_sent is not None:
             self.on_sent()
+        if wait:
+            self._wait(result)
+        return result
+
+    def _wait(self, result: _Round) -> None:
+        """Wait until librdkafka reported on every record handed to it (serving the reports)."""
         while self._producer.flush(30.0):
             log.warning("outputs still unacknowledged after 30 s; waiting (the broker may be down)")
-        return result
 
     def _sort(self, round_: _Round, substitute: Substitute) -> tuple[list[Output], list[Output], bool]:
         """Split a round's failures into replacements (dead letters), retries, and whether any is fatal."""
@@ -261,16 +267,28 @@ class OutputProducer:
     def _attempt(
         self, outputs: Sequence[Output], positions: list[TopicPartition], group_metadata: Callable[[], bytes]
     ) -> dict[tuple[str, int], int] | _Round:
-        """Run one transaction; return the offsets written, or the failed round after aborting it."""
+        """Run one transaction; return the offsets written, or the failed round after aborting it.
+
+        The offsets are sent and the commit requested while the records are still on their way (the
+        commit waits for them): a record that fails makes the commit fail, and the round says which.
+        """
         producer = self._producer
         producer.begin_transaction()
-        round_ = self._round(outputs)
-        if round_.failed:
+        round_ = self._round(outputs, wait=False)
+        if round_.failed:  # refused before sending
             producer.abort_transaction(30.0)
             return round_
-        if positions:
-            producer.send_offsets_to_transaction(positions, group_metadata(), 30.0)
-        self._commit()
+        try:
+            if positions:
+                producer.send_offsets_to_transaction(positions, group_metadata(), 30.0)
+            self._commit()
+        except KafkaException:
+            self._wait(round_)
+            if round_.failed:
+                producer.abort_transaction(30.0)
+                return round_
+            raise
+        self._wait(round_)  # serve the delivery reports: the offsets of the changelog records
         return round_.offsets
 
     def _commit(self) -> None:

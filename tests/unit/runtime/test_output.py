@@ -77,11 +77,19 @@ class FakeProducer:
     def abort_transaction(self, timeout: float) -> None:
         self.calls.append("abort")
         self.delivered.clear()  # aborted records are never read
+        reports, self._reports = self._reports, []
+        for callback, _, message in reports:  # what was still queued is purged, and reported so
+            callback(KafkaError(KafkaError._PURGE_QUEUE), message)
 
     def send_offsets_to_transaction(self, positions: list[Any], metadata: bytes, timeout: float) -> None:
         self.calls.append(f"offsets {[(p.topic, p.partition, p.offset) for p in positions]}")
 
     def commit_transaction(self, timeout: float) -> None:
+        if any(error is not None for _, error, _ in self._reports):
+            # A record of the transaction failed: the transaction can only be aborted. (Its delivery
+            # reports are left for the caller's own flush to serve.)
+            self.calls.append("commit failed")
+            raise KafkaException(KafkaError(KafkaError._INCONSISTENT, txn_requires_abort=True))
         if self.commit_errors:
             self.calls.append("commit failed")
             raise KafkaException(self.commit_errors.pop(0))
@@ -142,8 +150,19 @@ def test_transaction_with_a_rejected_record_is_aborted_and_redone_with_the_dead_
     asyncio.run(
         producer.transact([out(b"a"), out(b"x" * 500)], {("in.messages", 0): 8}, lambda: b"m", dead_letter)
     )
-    assert fake.calls == ["begin", "abort", "begin", "offsets [('in.messages', 0, 8)]", "commit"]
+    offsets = "offsets [('in.messages', 0, 8)]"
+    assert fake.calls == ["begin", offsets, "commit failed", "abort", "begin", offsets, "commit"]
     assert sorted(fake.delivered) == [b"a", b"dead:xxxxxxxxxx"]
+
+
+def test_transaction_with_a_record_refused_before_sending_is_aborted_at_once() -> None:
+    fake = FakeProducer(
+        lambda value, attempt: KafkaError(KafkaError.INVALID_MSG_SIZE) if value == b"big" else None
+    )
+    producer = producer_with(fake, transactional=True)
+    asyncio.run(producer.transact([out(b"a"), out(b"big")], {}, lambda: b"m", dead_letter))
+    assert fake.calls == ["begin", "abort", "begin", "commit"]
+    assert sorted(fake.delivered) == [b"a", b"dead:big"]
 
 
 def test_transaction_commit_that_needs_an_abort_redoes_the_batch() -> None:
