@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -59,7 +61,11 @@ FLUSH_PHASES = ("sent", "durable", "applied")
 MALFORMED = 10_000
 DEADLETTER_LIMIT = 100_000  # bytes: a dead letter must stay bounded whatever the input's size
 POLL_S = 2.0
+QUIET = logging.getLogger("chaos.librdkafka")  # Kafka clients log here, not to the terminal
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 _T0 = time.monotonic()
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:")
 
 Record = tuple[str, str, Any]
 
@@ -105,28 +111,72 @@ def traffic(n: int, seed: int, start_ms: int | None = None) -> list[Record]:
 
 
 def last_error(worker: WorkerProcess) -> str:
-    """Return the last error-looking line of a worker's log, shortened."""
+    """Return the first exception a worker's log names (``module.Error: message``), else its last line."""
     lines = worker.log_path.read_text(errors="replace").splitlines() if worker.log_path.exists() else []
+    for line in lines:
+        if EXCEPTION_LINE.match(line):
+            return line.strip()[:300]
     for line in reversed(lines):
-        if any(w in line for w in ("Error", "ERROR", "Exception", "Traceback", "CRITICAL")):
+        if "ERROR" in line or "CRITICAL" in line:
             return line.strip()[:300]
     return (lines[-1].strip()[:300]) if lines else "(empty log)"
 
 
 class Feeder(threading.Thread):
-    """Produce records in the background, paced to a rate, with ``stream.feed.produce``."""
+    """Produce records in the background, paced to a rate, keyed and partitioned like ``stream.feed``.
+
+    Its own producer rather than ``feed.produce``: librdkafka's complaints while a broker is down go to
+    a quiet logger instead of the terminal.
+    """
 
     def __init__(self, bootstrap: str, topics: Topics, records: list[Record], rate: float | None) -> None:
         super().__init__(daemon=True, name="feeder")
-        self.args = (bootstrap, {s: topics.source(s) for s in SOURCES}, records)
-        self.rate = rate
+        self.bootstrap = bootstrap
+        self.topics = {s: topics.source(s) for s in SOURCES}
+        self.records = records
+        self.interval = 1.0 / rate if rate else 0.0
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            feed.produce(*self.args, rate=self.rate)
+            self._produce()
         except BaseException as exc:  # noqa: BLE001 - handed to the fault, which fails with it
             self.error = exc
+
+    def _produce(self) -> None:
+        failures: list[str] = []
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "partitioner": "murmur2_random",  # as stream.feed: the partition a Faust worker expects
+                "linger.ms": 5,
+                "delivery.report.only.error": True,
+                "on_delivery": on_delivery,
+                "logger": QUIET,
+            }
+        )
+        start = time.perf_counter()
+        for n, (source, key, value) in enumerate(self.records):
+            if self.interval:
+                ahead = start + n * self.interval - time.perf_counter()
+                if ahead > 0.001:
+                    time.sleep(ahead)
+            payload = None if value is None else orjson.dumps(value)
+            while True:
+                try:
+                    producer.produce(self.topics[source], payload, key.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if n % 500 == 0:
+                producer.poll(0)
+        if producer.flush(120) or failures:
+            raise RuntimeError(f"input not delivered: {failures[:3] or 'still queued after 120 s'}")
 
 
 class Fault:
@@ -401,7 +451,8 @@ def fault_broker_kill(f: Fault) -> Verdict:
     f.sleep(down, "waiting to restart the broker")
     started = time.monotonic()
     broker.start(timeout=min(150.0, f.remaining()))
-    log(f"{f.name}: broker back after {time.monotonic() - started:.1f} s of start-up")
+    outage = down + time.monotonic() - started
+    log(f"{f.name}: broker back after {outage:.1f} s")
     restarts: list[str] = []
 
     def supervise() -> None:
@@ -412,7 +463,7 @@ def fault_broker_kill(f: Fault) -> Verdict:
             f.start_worker(name)
 
     verdict = f.settle(lambda: f.compare(expected), supervise)
-    verdict.notes.append(f"broker down ~{down + time.monotonic() - started:.0f} s")
+    verdict.notes.append(f"broker down {outage:.0f} s")
     if restarts:
         verdict.notes.append(f"{len(restarts)} worker restarts (first: {restarts[0]})")
     return verdict
@@ -491,7 +542,11 @@ def fault_malformed(f: Fault) -> Verdict:
 
     def supervise() -> None:
         for name, code in f.exited():
-            raise Failed(f"worker {name} exited with {code}: {last_error(f.workers[name])}")
+            check()
+            raise Failed(
+                f"worker {name} exited with {code}: {last_error(f.workers[name])} "
+                f"({summary.get('dead', 0)} of {len(bad_at)} bad records dead-lettered by then)"
+            )
 
     verdict = f.settle(check, supervise)
     supervise()
