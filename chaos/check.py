@@ -166,13 +166,15 @@ def compare(
     for (user, _), pts in got_points.items():
         totals[user] += pts
     want_totals = expected.totals()
-    for problem in (
-        _diff("user totals", {u: p for u, p in totals.items() if p}, want_totals),
-        _diff("(user, rule) points", got_points, expected.points),
-        _diff("(user, rule) award counts", got_awards, expected.awards),
-    ):
-        if problem:
-            verdict.problems.append(problem)
+    differences = [
+        problem
+        for problem in (
+            _diff("user totals", {u: p for u, p in totals.items() if p}, want_totals),
+            _diff("(user, rule) points", got_points, expected.points),
+            _diff("(user, rule) award counts", got_awards, expected.awards),
+        )
+        if problem
+    ]
     wrong_levels = sorted(
         u
         for u in got_levels.keys() | expected.levels.keys()
@@ -180,14 +182,16 @@ def compare(
     )
     if wrong_levels:
         u = wrong_levels[0]
-        verdict.problems.append(
-            f"{len(wrong_levels)} users with other level badges (e.g. {u}: got {sorted(got_levels.get(u, set()))} "
-            f"want {sorted(expected.levels.get(u, set()))})"
+        differences.append(
+            f"{len(wrong_levels)} users with other level badges (e.g. {u}: got "
+            f"{sorted(got_levels.get(u, set()))} want {sorted(expected.levels.get(u, set()))})"
         )
-    if verdict.ok:
+    if differences:
+        verdict.problems[:0] = differences
+    else:
         verdict.notes.insert(
             0,
-            f"exact: {len(want_totals)} users, {sum(want_totals.values())} points, "
+            f"totals exact: {len(want_totals)} users, {sum(want_totals.values())} points, "
             f"{expected.award_count()} awards",
         )
     return verdict

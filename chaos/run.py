@@ -1,9 +1,10 @@
 """Run the chaos suite: workers under faults and malformed input, against exact expected awards.
 
 Run as ``.venv/bin/python chaos/run.py`` (``make chaos``; ``--help`` lists the options). Each fault runs
-on its own fresh topics and app id against real ``stream worker`` processes, feeds synthetic traffic
-(``stream/feed.py``, plus exact re-deliveries) and compares what the workers published with what an
-independent model of SPEC's base rules (``chaos/model.py``) expects: every user's balance and the points
+on its own fresh topics and app id against real ``stream worker`` processes, feeds valid traffic
+(``chaos/traffic.py``: ``stream/feed.py``'s synthetic events, exact re-deliveries, edge cases) and
+compares what the workers published with what an independent model of SPEC's base rules
+(``chaos/model.py``) expects: every user's balance and the points
 and award count of every (user, rule), the level badges, no award id with two contents and, under
 ``exactly_once``, no award id twice when read with ``isolation.level=read_committed``.
 
@@ -49,14 +50,11 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from chaos.check import Verdict, committed_lag, compare, read_topic  # noqa: E402
 from chaos.malformed import Bad, Maker  # noqa: E402
 from chaos.model import Expected, expect  # noqa: E402
-from stream import feed  # noqa: E402
+from chaos.traffic import Record, traffic  # noqa: E402
 from tests.e2e.harness import SOURCES, Topics, WorkerProcess, create_topics, delete_topics  # noqa: E402
 
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
-DAY_MS = 86_400_000
 PARTITIONS = 4
-USERS = 300
-DUPLICATE_SHARE = 0.02  # events delivered a second time, a little later
 FLUSH_PHASES = ("sent", "durable", "applied")
 MALFORMED = 10_000
 DEADLETTER_LIMIT = 100_000  # bytes: a dead letter must stay bounded whatever the input's size
@@ -66,8 +64,6 @@ QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
 _T0 = time.monotonic()
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:")
-
-Record = tuple[str, str, Any]
 
 
 def log(message: str) -> None:
@@ -94,20 +90,6 @@ class Options:
     session_timeout: float
     seed: int
     keep: bool
-
-
-def traffic(n: int, seed: int, start_ms: int | None = None) -> list[Record]:
-    """Return the roster and ``n`` synthetic events over 8 past days, ~2% of them delivered twice."""
-    now = int(time.time() * 1000)
-    start = start_ms if start_ms is not None else now - 9 * DAY_MS
-    records = list(feed.generate(n, users=USERS, seed=seed, start_ms=start, span_ms=8 * DAY_MS))
-    rng = random.Random(seed)
-    placed = [(float(i), r) for i, r in enumerate(records)]
-    for i, r in enumerate(records):
-        if r[0] != "member" and rng.random() < DUPLICATE_SHARE:
-            placed.append((i + rng.uniform(1, 3000), r))  # the same record again, later in the stream
-    placed.sort(key=lambda p: p[0])
-    return [r for _, r in placed]
 
 
 def last_error(worker: WorkerProcess) -> str:
