@@ -64,7 +64,7 @@ def read_topic(
                     if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                     continue
-                out.append(Out(message.partition(), message.offset(), message.value()))
+                out.append(Out(message.partition() or 0, message.offset() or 0, message.value()))
         return out
     finally:
         consumer.close()

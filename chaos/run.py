@@ -76,7 +76,7 @@ LEFT_GROUPS: list[str] = []  # consumer groups to delete at the end, once killed
 
 def delete_groups(bootstrap: str, groups: list[str], wait: float) -> None:
     """Delete the runs' consumer groups; retry once after ``wait`` s those a killed member still holds."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": QUIET})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": QUIET})  # type: ignore[dict-item]
     errors: dict[str, str] = {}
     for attempt in range(2):
         if not groups:
