@@ -63,6 +63,8 @@ QUIET = logging.getLogger("chaos.librdkafka")  # Kafka clients log here, not to 
 QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
 _T0 = time.monotonic()
+HANG_S = 15.0  # a worker that logged a crash and still runs after this long is hung
+CRASH_LINE = re.compile(r"Crashed reason=(.*)")
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:")
 
 
@@ -128,6 +130,16 @@ def last_error(worker: WorkerProcess) -> str:
         if "ERROR" in line or "CRITICAL" in line:
             return line.strip()[:300]
     return (lines[-1].strip()[:300]) if lines else "(empty log)"
+
+
+def crash_reason(worker: WorkerProcess) -> str | None:
+    """Return the reason of the first crash a worker's log reports, or None."""
+    try:
+        text = worker.log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    match = CRASH_LINE.search(text)
+    return match.group(1).strip()[:300] if match else None
 
 
 class Feeder(threading.Thread):
@@ -208,6 +220,7 @@ class Fault:
         self.all_workers: list[WorkerProcess] = []
         self.feeder: Feeder | None = None
         self.cleanups: list[Callable[[], None]] = []
+        self.crash_seen: dict[int, float] = {}  # id of a worker -> when its crash was first seen
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -228,7 +241,8 @@ class Fault:
 
     def setup_topics(self) -> None:
         create_topics(self.bootstrap, self.topics, self.partitions)
-        self.cleanups.append(self._delete_topics)
+        if not self.opts.keep:
+            self.cleanups.append(self._delete_topics)
 
     def feed(self, records: list[Record], seconds: float | None = None) -> Feeder:
         """Start producing ``records`` in the background, spread over ``seconds`` (None: at once)."""
@@ -281,6 +295,20 @@ class Fault:
         """Send ``sig`` to worker ``name``, wait for it to exit and return its exit code."""
         return self.workers[name].stop(sig, timeout=60)
 
+    def hung(self) -> list[tuple[str, str]]:
+        """Return the live workers that logged a crash over HANG_S seconds ago, with the crash reason."""
+        out = []
+        for name, worker in self.workers.items():
+            if worker.proc is None or worker.proc.poll() is not None:
+                continue
+            reason = crash_reason(worker)
+            if reason is None:
+                continue
+            first = self.crash_seen.setdefault(id(worker), time.monotonic())
+            if time.monotonic() - first >= HANG_S:
+                out.append((name, reason))
+        return out
+
     def exited(self) -> list[tuple[str, int]]:
         """Return the workers that exited although nobody stopped them, with their exit codes."""
         out = []
@@ -313,9 +341,10 @@ class Fault:
     ) -> Verdict:
         """Poll ``check`` until it passes and stays so, or the outputs stop changing; return the last verdict.
 
-        Done when the group has committed every input record, nothing is being produced, and either the
-        verdict passed on two reads in a row, or the output stopped growing for ``quiet`` seconds. At the
-        deadline the verdict fails with the input lag it was waiting on.
+        Done when nothing is being produced any more and either the group has committed every input
+        record and the verdict passed on two reads in a row, or the output stopped growing for ``quiet``
+        seconds (offsets the group never commits are noted, not failed). At the deadline the verdict
+        fails with the input lag it was waiting on.
         """
         last, since = -1, time.monotonic()
         while True:
@@ -329,6 +358,9 @@ class Fault:
                 last, since = verdict.records, now
             idle = now - since
             if lag == 0 and not feeding and ((verdict.ok and idle > 0) or idle >= quiet):
+                return verdict
+            if lag > 0 and not feeding and verdict.ok and idle >= quiet:
+                verdict.notes.append(f"{lag} input records processed but their offsets not committed")
                 return verdict
             if self.remaining() <= 0:
                 verdict.problems.append(
@@ -473,6 +505,11 @@ def fault_broker_kill(f: Fault) -> Verdict:
             restarts.append(f"{name} exited {code}: {last_error(f.workers[name])}")
             log(f"{f.name}: {restarts[-1]}; restarting it")
             f.start_worker(name)
+        for name, reason in f.hung():  # as a liveness probe would
+            restarts.append(f"{name} hung after a crash ({reason})")
+            log(f"{f.name}: {restarts[-1]}; killing and restarting it")
+            f.signal(name, signal.SIGKILL)
+            f.start_worker(name)
 
     verdict = f.settle(lambda: f.compare(expected), supervise)
     verdict.notes.append(f"broker down {outage:.0f} s")
@@ -494,7 +531,7 @@ def fault_scale(f: Fault) -> Verdict:
     f.start_worker("w2")
     f.start_worker("w3")
     log(f"{f.name}: three workers")
-    f.sleep(35.0 - (time.monotonic() - t0), "running three workers")
+    f.sleep(max(10.0, 35.0 - (time.monotonic() - t0)), "running three workers")
     code = f.signal("w3", signal.SIGTERM)
     del f.workers["w3"]
     log(f"{f.name}: w3 stopped with SIGTERM (exit {code}); two workers")
@@ -553,12 +590,13 @@ def fault_malformed(f: Fault) -> Verdict:
         return verdict
 
     def supervise() -> None:
-        for name, code in f.exited():
+        try:
+            _no_exits(f)()
+        except Failed as exc:
             check()
             raise Failed(
-                f"worker {name} exited with {code}: {last_error(f.workers[name])} "
-                f"({summary.get('dead', 0)} of {len(bad_at)} bad records dead-lettered by then)"
-            )
+                f"{exc} ({summary.get('dead', 0)} of {len(bad_at)} bad records dead-lettered by then)"
+            ) from None
 
     verdict = f.settle(check, supervise)
     supervise()
@@ -580,9 +618,13 @@ def _processed(worker: WorkerProcess) -> float:
 
 
 def _no_exits(f: Fault) -> Callable[[], None]:
+    """Return a check that fails the fault when a worker exited or hangs after a crash."""
+
     def supervise() -> None:
         for name, code in f.exited():
             raise Failed(f"worker {name} exited with {code}: {last_error(f.workers[name])}")
+        for name, reason in f.hung():
+            raise Failed(f"worker {name} crashed ({reason}) but its process did not exit in {HANG_S:.0f} s")
 
     return supervise
 
@@ -715,8 +757,10 @@ def run_one(name: str, opts: Options, workdir: Path) -> bool:
     """Run one fault, print its line and return whether it passed."""
     func, timeout = FAULTS[name]
     log(f"{name}: start (time limit {timeout:.0f} s)")
-    started = time.monotonic()
     f = Fault(name, opts, timeout, workdir)
+    if opts.keep:
+        log(f"{name}: topics {f.topics.prefix}.*, app id {f.app_id}")
+    started = time.monotonic()
     passed = False
     try:
         verdict = func(f)
@@ -780,7 +824,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=2026, help="seed of traffic and fault timing [%(default)s]"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the workers' logs and data even on success")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep topics, consumer groups, logs and data, for a post-mortem"
+    )
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
     args = parser.parse_args(argv)
     if args.list:
