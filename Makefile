@@ -9,12 +9,13 @@ KAFKA_PORT ?= 9092
 export KAFKA_PORT
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: help venv kafka kafka-stop worker run test unit e2e lint typecheck bench clean
+.PHONY: help venv kafka kafka-stop worker run test unit e2e lint typecheck bench chaos clean
 
 help:
 	@echo "make run        set up, start Kafka and the worker, feed sample traffic, show awards"
 	@echo "make test       set up, start Kafka, lint, type-check and run the whole test suite"
 	@echo "make bench      benchmark: client and framework ceilings, this worker, a quix-streams reference"
+	@echo "make chaos      faults (SIGKILLs, broker kill, scaling, malformed input) against exact awards, <= ~15 min"
 	@echo "make kafka      start the local single-node Kafka (KRaft) on 127.0.0.1:\$$KAFKA_PORT"
 	@echo "make kafka-stop stop it"
 
@@ -40,8 +41,8 @@ run: venv kafka
 	$(BIN)/stream demo
 
 lint: venv
-	$(BIN)/ruff check stream tests bench
-	$(BIN)/ruff format --check stream tests bench
+	$(BIN)/ruff check stream tests bench chaos
+	$(BIN)/ruff format --check stream tests bench chaos
 
 typecheck: venv
 	$(BIN)/mypy stream
@@ -61,6 +62,10 @@ $(QUIX_VENV)/.installed: bench/requirements-quix.txt
 
 bench: venv kafka $(QUIX_VENV)/.installed
 	$(BIN)/python bench/bench.py --quix-python $(QUIX_VENV)/bin/python
+
+# Not part of `make test`. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--only malformed --events 5000".
+chaos: venv kafka
+	$(BIN)/python chaos/run.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(QUIX_VENV) data .cache/kafka

@@ -1,0 +1,1 @@
+"""The chaos suite: workers under faults and malformed input, against exact expected awards (make chaos)."""
