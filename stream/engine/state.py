@@ -135,13 +135,21 @@ class UserState:
     # --- de-duplication -----------------------------------------------------------------------
 
     def seen(self, day: Day, bucket: dict[str, Any], event_id: str) -> bool:
-        """Tell whether the day has seen this event id; remember it if not."""
+        """Tell whether any retained day has seen this event id; remember it under ``day`` if not.
+
+        Every retained day is searched, not only the event's own: a redelivery of an event with another
+        ``ts`` (on another day) is still the same event and counts once.
+        """
         fp = fingerprint(event_id)
+        for name, retained in self.doc["days"].items():
+            found = self._seen.get(name)
+            if found is None:
+                found = self._seen[name] = _SeenDay(retained["seen"])
+            if fp in found.index:
+                return True
         seen = self._seen.get(day.name)
         if seen is None:
             seen = self._seen[day.name] = _SeenDay(bucket["seen"])
-        if fp in seen.index:
-            return True
         seen.index.add(fp)
         seen.packed += fp
         self._changed_days.add(day.name)

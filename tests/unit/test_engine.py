@@ -505,6 +505,16 @@ def test_duplicate_is_recognised_after_other_events() -> None:
     assert world.points("u1") == points
 
 
+@pytest.mark.parametrize("shift", [DAY, -DAY, 3 * DAY, 7 * DAY])
+def test_a_redelivery_stamped_on_another_day_counts_once(shift: int) -> None:
+    world = World()
+    world.apply(msg("u1", NOON, event_id="e1"))
+    points = world.points("u1")
+    again = world.apply(msg("u1", NOON + shift, event_id="e1"))
+    assert again.status == DUPLICATE
+    assert (again.points, world.points("u1")) == ([], points)
+
+
 def test_duplicate_likes_do_not_use_up_the_pair_limit() -> None:
     world = World()
     likes = [like("u1", "u2", NOON + i) for i in range(4)]
