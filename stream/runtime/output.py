@@ -17,11 +17,13 @@ calls of one batch never interleave with another's. Failures are sorted in three
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +47,61 @@ REJECTED_CODES = frozenset(
 """Errors that no retry can cure for this record: it becomes a dead letter instead."""
 
 MAX_BACKOFF_S = 5.0
+STALL_S = 45.0
+"""A transactional call still unanswered after this long is wedged (its own 30 s time-out passed)."""
+
+
+class _Lane:
+    """One daemon thread running blocking calls in order; a wedged lane is abandoned, never joined."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+        ]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            job, loop, future = self._jobs.get()
+            try:
+                result = job()
+            except Exception as exc:  # noqa: BLE001 - not swallowed: the awaiting coroutine raises it
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    def submit(self, job: Callable[[], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((job, loop, future))
+        return future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class FatalProducerError(RuntimeError):
     """Raised when the producer cannot go on (fenced, misconfigured): the worker must stop."""
+
+
+class _TransactionFailed(Exception):
+    """A transaction attempt failed; ``commit_requested`` says whether it may have committed anyway."""
+
+    def __init__(self, error: KafkaError, commit_requested: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.commit_requested = commit_requested
+
+
+FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+"""A newer instance registered this transactional id: this one is a zombie and must stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +171,28 @@ class OutputProducer:
             base["message.timeout.ms"] = base["transaction.timeout.ms"]
         self.transactional = transactional_id is not None
         self.on_sent: Callable[[], None] | None = None  # called once a round's records are all handed over
-        self._producer = Producer(base)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="output-producer")
+        self._make: Callable[[], Producer] = lambda: Producer(base)
+        self._producer = self._make()
+        self._abandoned: list[Producer] = []
+        self._lane = _Lane("output-producer")
+        self._stage: tuple[str, float] = ("idle", time.monotonic())  # what the lane is blocked in, since
         self.max_message_bytes = int(base.get("message.max.bytes", 1_000_000))
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self._lane.submit(functools.partial(fn, *args))
+
+    def _enter(self, stage: str) -> None:
+        self._stage = (stage, time.monotonic())
 
     # --- one round: produce every output, wait for every report ---------------------------------------
 
-    def _round(self, outputs: Sequence[Output], *, wait: bool = True) -> _Round:
+    def _round(
+        self, outputs: Sequence[Output], *, wait: bool = True, producer: Producer | None = None
+    ) -> _Round:
         """Hand every output to librdkafka; with ``wait``, also wait for every delivery report."""
+        producer = producer or self._producer
         result = _Round(outputs)
-        produce, poll, on_delivery = self._producer.produce, self._producer.poll, result.on_delivery
+        produce, poll, on_delivery = producer.produce, producer.poll, result.on_delivery
         for out in outputs:
             while True:
                 try:
@@ -160,12 +222,12 @@ class OutputProducer:
         if self.on_sent is not None:
             self.on_sent()
         if wait:
-            self._wait(result)
+            self._wait(producer)
         return result
 
-    def _wait(self, result: _Round) -> None:
+    def _wait(self, producer: Producer) -> None:
         """Wait until librdkafka reported on every record handed to it (serving the reports)."""
-        while self._producer.flush(30.0):
+        while producer.flush(30.0):
             log.warning("outputs still unacknowledged after 30 s; waiting (the broker may be down)")
 
     def _sort(self, round_: _Round, substitute: Substitute) -> tuple[list[Output], list[Output], bool]:
@@ -243,15 +305,28 @@ class OutputProducer:
         backoff = 0.1
         while True:
             try:
-                done = await self._call(self._attempt, pending, positions, group_metadata)
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.fatal() or not (error.retriable() or error.txn_requires_abort()):
-                    raise FatalProducerError(f"transaction failed: {error}") from exc
-                log.warning("transaction failed (%s); retrying the batch in %.1f s", error, backoff)
-                await self._call(self._abort_quietly)
+                done = await self._watched(self._call(self._attempt, pending, positions, group_metadata))
+            except _TransactionFailed as failure:
+                error = failure.error
+                if error.code() in FENCED_CODES:
+                    raise FatalProducerError(f"fenced by a newer instance: {error}") from failure
+                if failure.commit_requested and not error.txn_requires_abort():
+                    # The commit may have reached the coordinator: redoing the batch could publish it twice.
+                    # (An error that requires an abort says it did not commit.)
+                    raise FatalProducerError(
+                        f"the outcome of a transaction commit is unknown ({error}); stopping, so that the "
+                        "restart resumes from what Kafka committed"
+                    ) from failure
+                # librdkafka can wedge after a failed transactional call (a second send_offsets_to_transaction
+                # after a time-out blocked for good): start over with a new producer of the same id, which
+                # aborts the failed transaction, and redo the batch.
+                log.warning(
+                    "transaction failed (%s); redoing the batch with a new producer in %.1f s", error, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
+                await self._call(self._replace_producer)
+                await self.init_transactions()
                 continue
             if isinstance(done, dict):
                 return done
@@ -264,6 +339,28 @@ class OutputProducer:
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
+    async def _watched(self, attempt: Any) -> Any:
+        """Await a transaction attempt; if librdkafka wedges in it, abandon the lane and the producer.
+
+        A wedged call (seen: ``send_offsets_to_transaction`` ignoring its time-out after a broker restart)
+        can neither be interrupted nor reused. Before the commit was requested it is treated as a failed
+        attempt: a new producer with the same transactional id aborts it and the batch is redone. A wedged
+        commit is of unknown outcome, so the worker stops instead.
+        """
+        future = asyncio.ensure_future(attempt)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=1.0)
+            if done:
+                return future.result()
+            stage, since = self._stage
+            if stage in ("offsets", "commit") and time.monotonic() - since > STALL_S:
+                future.cancel()
+                log.error("librdkafka wedged in %s for %.0f s: abandoning the producer", stage, STALL_S)
+                self._lane = _Lane("output-producer")
+                raise _TransactionFailed(
+                    KafkaError(KafkaError._TIMED_OUT, retriable=True), commit_requested=stage == "commit"
+                )
+
     def _attempt(
         self, outputs: Sequence[Output], positions: list[TopicPartition], group_metadata: Callable[[], bytes]
     ) -> dict[tuple[str, int], int] | _Round:
@@ -271,51 +368,52 @@ class OutputProducer:
 
         The offsets are sent and the commit requested while the records are still on their way (the
         commit waits for them): a record that fails makes the commit fail, and the round says which.
+        Any other failure raises ``_TransactionFailed``.
         """
         producer = self._producer
-        producer.begin_transaction()
-        round_ = self._round(outputs, wait=False)
-        if round_.failed:  # refused before sending
-            producer.abort_transaction(30.0)
-            return round_
+        commit_requested = False
         try:
-            if positions:
-                producer.send_offsets_to_transaction(positions, group_metadata(), 30.0)
-            self._commit()
-        except KafkaException:
-            self._wait(round_)
-            if round_.failed:
+            self._enter("produce")
+            producer.begin_transaction()
+            round_ = self._round(outputs, wait=False, producer=producer)
+            if round_.failed:  # refused before sending
                 producer.abort_transaction(30.0)
                 return round_
-            raise
-        self._wait(round_)  # serve the delivery reports: the offsets of the changelog records
+            try:
+                if positions:
+                    self._enter("offsets")
+                    producer.send_offsets_to_transaction(positions, group_metadata(), 30.0)
+                commit_requested = True
+                self._enter("commit")
+                producer.commit_transaction(30.0)
+            except KafkaException:
+                self._enter("deliveries")
+                self._wait(producer)
+                if any(_is_rejection(error) for _, error in round_.failed):
+                    producer.abort_transaction(30.0)
+                    return round_
+                raise
+            finally:
+                self._enter("deliveries")
+        except KafkaException as exc:
+            raise _TransactionFailed(exc.args[0], commit_requested) from exc
+        self._wait(producer)  # serve the delivery reports: the offsets of the changelog records
+        self._enter("idle")
         return round_.offsets
 
-    def _commit(self) -> None:
-        """Commit the open transaction, retrying while librdkafka says the error is retriable."""
-        backoff = 0.1
-        while True:
-            try:
-                self._producer.commit_transaction(30.0)
-                return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if not error.retriable() or error.txn_requires_abort() or error.fatal():
-                    raise
-                log.warning("commit_transaction: %s; retrying", error)
-                time.sleep(backoff)
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
-
-    def _abort_quietly(self) -> None:
+    def _replace_producer(self) -> None:
+        """Drop the current producer (purged, kept referenced: destroying a wedged one can block)."""
+        old = self._producer
         try:
-            self._producer.abort_transaction(30.0)
-        except KafkaException as exc:
-            log.warning("abort_transaction: %s", exc)
+            old.purge(in_queue=True, in_flight=True, blocking=False)
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("purging the old producer: %s", exc)
+        self._abandoned.append(old)
+        self._producer = self._make()
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is queued and release the client."""
         self._producer.flush(timeout)
-        self._thread.shutdown(wait=False)
 
 
 def group_metadata(group_id: str, generation: int, member_id: str, instance_id: str | None) -> bytes:

@@ -50,6 +50,7 @@ class FakeProducer:
         self._reports: list[tuple[Callable[..., None], KafkaError | None, FakeMessage]] = []
         self._next_offset = 0
         self.commit_errors: list[KafkaError] = []
+        self.in_transaction: list[bytes] | None = None  # delivered in the open transaction
 
     def produce(self, topic: str, value: bytes, key: bytes | None, **kwargs: Any) -> None:
         attempt = self.attempts[value] = self.attempts.get(value, 0) + 1
@@ -67,16 +68,26 @@ class FakeProducer:
         reports, self._reports = self._reports, []
         for callback, error, message in reports:
             if error is None:
-                self.delivered.append(message.value())
+                target = self.delivered if self.in_transaction is None else self.in_transaction
+                target.append(message.value())
             callback(error, message)
         return 0
 
+    def init_transactions(self, timeout: float) -> None:
+        self.calls.append("init")
+        self.in_transaction = None  # a new epoch aborts what the previous producer left open
+
+    def purge(self, **kwargs: Any) -> None:
+        self.calls.append("purge")
+        self._reports.clear()
+
     def begin_transaction(self) -> None:
         self.calls.append("begin")
+        self.in_transaction = []
 
     def abort_transaction(self, timeout: float) -> None:
         self.calls.append("abort")
-        self.delivered.clear()  # aborted records are never read
+        self.in_transaction = None  # aborted records are never read
         reports, self._reports = self._reports, []
         for callback, _, message in reports:  # what was still queued is purged, and reported so
             callback(KafkaError(KafkaError._PURGE_QUEUE), message)
@@ -94,6 +105,9 @@ class FakeProducer:
             self.calls.append("commit failed")
             raise KafkaException(self.commit_errors.pop(0))
         self.calls.append("commit")
+        self.flush(0)
+        self.delivered.extend(self.in_transaction or [])
+        self.in_transaction = None
 
 
 def producer_with(fake: FakeProducer, transactional: bool = False) -> OutputProducer:
@@ -101,6 +115,7 @@ def producer_with(fake: FakeProducer, transactional: bool = False) -> OutputProd
         {"bootstrap.servers": "127.0.0.1:1"}, transactional_id="t-1" if transactional else None
     )
     producer._producer = fake  # type: ignore[assignment]
+    producer._make = lambda: fake  # type: ignore[assignment,return-value]  # "a new producer": the same fake
     return producer
 
 
@@ -165,25 +180,43 @@ def test_transaction_with_a_record_refused_before_sending_is_aborted_at_once() -
     assert sorted(fake.delivered) == [b"a", b"dead:big"]
 
 
-def test_transaction_commit_that_needs_an_abort_redoes_the_batch() -> None:
+def test_transaction_commit_that_needs_an_abort_is_redone_by_a_new_producer() -> None:
     fake = FakeProducer()
     fake.commit_errors = [KafkaError(KafkaError._TIMED_OUT, txn_requires_abort=True)]
     producer = producer_with(fake, transactional=True)
     asyncio.run(producer.transact([out(b"a")], {("in.messages", 0): 8}, lambda: b"m", dead_letter))
     offsets = "offsets [('in.messages', 0, 8)]"
-    assert fake.calls == ["begin", offsets, "commit failed", "abort", "begin", offsets, "commit"]
+    # The new producer's init_transactions aborts the failed transaction (same transactional id).
+    assert fake.calls == ["begin", offsets, "commit failed", "purge", "init", "begin", offsets, "commit"]
     assert fake.delivered == [b"a"]
 
 
-def test_retriable_commit_error_is_retried_in_place() -> None:
+def test_a_commit_of_unknown_outcome_stops_rather_than_risk_publishing_twice() -> None:
     fake = FakeProducer()
     fake.commit_errors = [KafkaError(KafkaError._TIMED_OUT, retriable=True)]
     producer = producer_with(fake, transactional=True)
-    asyncio.run(producer.transact([out(b"a")], {}, lambda: b"m", dead_letter))
-    assert fake.calls == ["begin", "commit failed", "commit"]
+    with pytest.raises(FatalProducerError, match="outcome"):
+        asyncio.run(producer.transact([out(b"a")], {}, lambda: b"m", dead_letter))
 
 
-def test_fatal_error_stops() -> None:
+def test_a_failure_before_the_commit_is_redone_by_a_new_producer() -> None:
+    fake = FakeProducer()
+    failures = [KafkaError(KafkaError._TIMED_OUT, retriable=True)]
+
+    def send_offsets(positions: list[Any], metadata: bytes, timeout: float) -> None:
+        if failures:
+            fake.calls.append("offsets failed")
+            raise KafkaException(failures.pop())
+        fake.calls.append("offsets")
+
+    fake.send_offsets_to_transaction = send_offsets  # type: ignore[method-assign]
+    producer = producer_with(fake, transactional=True)
+    asyncio.run(producer.transact([out(b"a")], {("in.messages", 0): 8}, lambda: b"m", dead_letter))
+    assert fake.calls == ["begin", "offsets failed", "purge", "init", "begin", "offsets", "commit"]
+    assert fake.delivered == [b"a"]
+
+
+def test_fenced_stops() -> None:
     fake = FakeProducer()
     fake.commit_errors = [KafkaError(KafkaError._FENCED, fatal=True)]
     producer = producer_with(fake, transactional=True)
