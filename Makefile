@@ -9,12 +9,13 @@ KAFKA_PORT ?= 9092
 export KAFKA_PORT
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: help venv kafka kafka-stop worker run test unit e2e lint typecheck bench chaos clean
+.PHONY: help venv kafka kafka-stop worker run test unit e2e lint typecheck bench bench-restore chaos clean
 
 help:
 	@echo "make run        set up, start Kafka and the worker, feed sample traffic, show awards"
 	@echo "make test       set up, start Kafka, lint, type-check and run the whole test suite"
 	@echo "make bench      benchmark: client and framework ceilings, this worker, a quix-streams reference"
+	@echo "make bench-restore  benchmark: a fresh worker restoring \$$RESTORE_USERS users' states from the changelog"
 	@echo "make chaos      faults (SIGKILLs, broker kill, scaling, malformed input) against exact awards, <= ~15 min"
 	@echo "make kafka      start the local single-node Kafka (KRaft) on 127.0.0.1:\$$KAFKA_PORT"
 	@echo "make kafka-stop stop it"
@@ -62,6 +63,13 @@ $(QUIX_VENV)/.installed: bench/requirements-quix.txt
 
 bench: venv kafka $(QUIX_VENV)/.installed
 	$(BIN)/python bench/bench.py --quix-python $(QUIX_VENV)/bin/python
+
+# A worker with an empty data dir restoring its table from a changelog of one state per user.
+RESTORE_USERS ?= 1000000
+RESTORE_PARTITIONS ?= 8
+
+bench-restore: venv kafka
+	$(BIN)/python bench/restore.py --users $(RESTORE_USERS) --partitions $(RESTORE_PARTITIONS)
 
 # Not part of `make test`. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--only malformed --events 5000".
 chaos: venv kafka
