@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from stream.settings import Settings
 
 STATE_TABLE = "users"
 SESSION_TIMEOUT_S = 15.0
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class RewardsApp(faust.App):
@@ -73,6 +75,9 @@ def transactional_id(settings: Settings) -> str:
 
 def create_worker(settings: Settings, rules: Rules) -> Worker:
     """Return the Faust app with its table, batch path, web views and metrics wired up."""
+    # The producer's thread waits for the GIL while the event loop processes records; the default 5 ms
+    # switch interval put up to 5 ms on each of its hand-overs (measured: p50 latency 164 -> 113 ms).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     exactly_once = settings.processing_guarantee == "exactly_once"
     faults = FaultInjector(settings.fault_kill)
     app = RewardsApp(
