@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
-from confluent_kafka import Consumer, TopicPartition
+from aiokafka.structs import TopicPartition as AioTopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -46,19 +48,40 @@ class BatchSink(Protocol):
         """Make everything processed so far durable and committed (partitions are about to move)."""
 
 
-def stable_committed_offsets(config: dict[str, Any], group_id: str, tps: list[TP]) -> dict[TP, int]:
-    """Return the group's committed offsets, waiting for any still inside a finishing transaction.
+COMMITTED_TIMEOUT_S = 300.0
+
+
+def stable_committed_offsets(
+    config: dict[str, Any], group_id: str, tps: list[TP], read_committed: bool = True
+) -> dict[TP, int]:
+    """Return the group's committed offsets (-1: none), retrying until the broker answers for every one.
 
     aiokafka's offset fetch may answer with the offset from before a transaction that committed a moment
     ago (its markers not yet written); librdkafka's, under ``read_committed``, asks the broker for stable
-    offsets only (KIP-447) and waits. -1: none committed.
+    offsets only (KIP-447) and waits. A partition the broker cannot answer for yet (restarting, loading
+    the group) is asked again: leaving it where it is could skip records.
     """
+    isolation = "read_committed" if read_committed else "read_uncommitted"
     consumer = Consumer(
-        {**config, "group.id": group_id, "enable.auto.commit": False, "isolation.level": "read_committed"}
+        {**config, "group.id": group_id, "enable.auto.commit": False, "isolation.level": isolation}
     )
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    deadline = time.monotonic() + COMMITTED_TIMEOUT_S
     try:
-        found = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in tps], timeout=60)
-        return {TP(p.topic, p.partition): p.offset if p.offset >= 0 else -1 for p in found}
+        while True:
+            reason: object
+            try:
+                found = consumer.committed(partitions, timeout=30)
+                failed = [p for p in found if p.error is not None]
+                if not failed:
+                    return {TP(p.topic, p.partition): p.offset if p.offset >= 0 else -1 for p in found}
+                reason = failed[0].error
+            except KafkaException as exc:
+                reason = exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cannot read the committed offsets of group {group_id}: {reason}")
+            log.warning("committed offsets not readable yet (%s); asking again", reason)
+            time.sleep(1.0)
     finally:
         consumer.close()
 
@@ -74,18 +97,30 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        """Seek every assigned partition to its committed offset, a stable one under exactly-once."""
-        if not getattr(self.app, "read_committed", False):
-            return await super().seek_to_committed()
+        """Seek every assigned partition to its committed offset, a stable one under exactly-once.
+
+        A batch-topic partition with no committed offset goes back to its beginning (the group's reset
+        policy is earliest): aiokafka would leave it where it is, past any records fetched and dropped.
+        """
         consumer = self._ensure_consumer()
         tps = [TP(tp.topic, tp.partition) for tp in consumer.assignment()]
         config: dict[str, Any] = getattr(self.app, "kafka_client_config", {})
-        offsets = await asyncio.to_thread(stable_committed_offsets, config, self.app.conf.id, tps)
+        read_committed = bool(getattr(self.app, "read_committed", False))
+        offsets = await asyncio.to_thread(
+            stable_committed_offsets, config, self.app.conf.id, tps, read_committed
+        )
+        sink: BatchSink | None = getattr(self.app, "batch_sink", None)
+        batch_topics = sink.topics if sink is not None else frozenset()
 
         async def seek() -> None:
+            fresh = []
             for tp, offset in offsets.items():
                 if offset >= 0:
                     consumer.seek(tp, offset)
+                elif tp.topic in batch_topics:
+                    fresh.append(AioTopicPartition(tp.topic, tp.partition))
+            if fresh:
+                await consumer.seek_to_beginning(*fresh)
 
         await self.call_thread(seek)
         return {tp: offset for tp, offset in offsets.items() if offset >= 0}
