@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +21,10 @@ def topic(bootstrap: str) -> Iterator[str]:
     name = f"recovery-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(name, 1, 1)])[name].result()
+    deadline = time.monotonic() + 30
+    while not admin.list_topics(name, timeout=10).topics[name].partitions:  # until metadata knows it
+        assert time.monotonic() < deadline, f"topic {name} never appeared in the metadata"
+        time.sleep(0.1)
     yield name
     admin.delete_topics([name])
 
