@@ -157,6 +157,7 @@ class BatchFlusher:
         self.topics = frozenset([*pipeline.topics.sources, pipeline.topics.routed])
         self.lock = asyncio.Lock()
         self._full = asyncio.Event()
+        self._ready = asyncio.Event()  # set once the guarantee is prepared (transactional id registered)
         self._failed = False
 
     # --- the BatchSink side (called by the ingest path) ---------------------------------------------------
@@ -184,6 +185,7 @@ class BatchFlusher:
     async def run(self) -> None:
         """Prepare the guarantee, then flush whenever a batch is full or the window passes."""
         await self.guarantee.start()
+        self._ready.set()
         collector = _Collector()
         while not self._failed:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -210,7 +212,14 @@ class BatchFlusher:
         return True
 
     async def flush(self) -> None:
-        """Make the current batch durable with its input offsets, then store its states."""
+        """Make the current batch durable with its input offsets, then store its states.
+
+        Waits until the guarantee is prepared: records can arrive, and fill a batch, before the
+        transactional id is registered (a restart waits for its predecessor's transaction to be aborted).
+        """
+        if not self.pipeline.pending:
+            return
+        await self._ready.wait()
         async with self.lock:
             if not self.pipeline.pending:
                 return
