@@ -169,14 +169,12 @@ class OutputProducer:
             base["transactional.id"] = transactional_id
             base.setdefault("transaction.timeout.ms", 30_000)
             base["message.timeout.ms"] = base["transaction.timeout.ms"]
-        self.transactional = transactional_id is not None
         self.on_sent: Callable[[], None] | None = None  # called once a round's records are all handed over
         self._make: Callable[[], Producer] = lambda: Producer(base)
         self._producer = self._make()
         self._abandoned: list[Producer] = []
         self._lane = _Lane("output-producer")
         self._stage: tuple[str, float] = ("idle", time.monotonic())  # what the lane is blocked in, since
-        self.max_message_bytes = int(base.get("message.max.bytes", 1_000_000))
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self._lane.submit(functools.partial(fn, *args))
