@@ -1,30 +1,30 @@
-"""Turn a batch of input records into output records and new user states.
+"""Turn a batch of input records into output records and changed state keys.
 
-Kafka-free: the agent hands in records and a loader for stored state, and gets back what to send and
+Kafka-free: the agent hands in records and a state cache over its store, and gets back what to send and
 what to store. It decides per record: dead letter (invalid input), forward (the record sits on a
-partition other than its user's, or it is a credit for another user), or apply the rules.
+partition other than its user's, or it is a credit for another user), or apply the rules, in one state
+transaction per event (a failing event changes nothing and becomes a ``processing_error`` dead letter).
 
-The agent must send every output and see it acknowledged *before* it stores the states: then a crash
-at any point replays into the same awards with the same ids (see stream/runtime/flush.py).
+The agent must make every output durable *before or with* the changed states: then a crash at any
+point replays into the same awards with the same ids (see stream/runtime/flush.py).
 """
 
 from __future__ import annotations
 
 import logging
 from base64 import b64decode, b64encode
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
 
+from stream.core.state import StateCache
 from stream.engine.credits import Credit
+from stream.engine.layout import StateFormatError
 from stream.engine.processor import APPLIED, TOO_LATE, Engine, Outcome
-from stream.engine.state import UserState
 from stream.events import Event, InvalidEvent, Reason, decode, encode_deadletter
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Output:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (a deleted state key)
     source: Record
     timestamp_ms: int | None = None
     partition: int | None = None  # None: the key's murmur2 partition
@@ -60,13 +60,13 @@ class Output:
 
 @dataclass(slots=True)
 class Batch:
-    """What a batch produced: outputs to send, states to store, input offsets to commit."""
+    """What a batch produced: outputs to send, state changes to store, input offsets to commit."""
 
     records: list[Record] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> next offset
     outputs: list[Output] = field(default_factory=list)
-    dirty: dict[bytes, Record] = field(default_factory=dict)  # user -> a record of the user's partition
-    states: dict[bytes, tuple[Record, bytes]] = field(default_factory=dict)  # filled by take_batch
+    last: dict[int, Record] = field(default_factory=dict)  # partition -> its latest record that changed state
+    changes: dict[bytes, tuple[int, bytes | None]] = field(default_factory=dict)  # filled by take_batch
     outcomes: list[tuple[str, str, str | None]] = field(default_factory=list)  # topic, outcome, reason
     awards: list[tuple[Output, str, str, int]] = field(default_factory=list)  # output, rule, kind, points
     deadletters: list[str] = field(default_factory=list)  # reasons
@@ -96,9 +96,9 @@ def partition_for(key: bytes, partitions: int) -> int:
 class Pipeline:
     """Process records one at a time into the current batch; the caller flushes batches.
 
-    States live in an in-memory cache in front of the store (``load``): the cache is the truth for
-    this worker, since the store only sees a state once its batch is flushed. Call ``forget`` when
-    partitions move, after flushing.
+    State lives in a cache in front of the store (stream/core/state.py): the cache is the truth for this
+    worker, since the store only sees a change once its batch is flushed. Call ``forget`` when partitions
+    move, after flushing.
     """
 
     def __init__(
@@ -107,19 +107,19 @@ class Pipeline:
         topics: Topics,
         partitions: int,
         now_ms: Callable[[], int],
-        max_future_ms: int,
-        load: Callable[[Record, bytes], bytes | None],
-        cache_size: int = 100_000,
+        cache: StateCache,
     ) -> None:
         self.engine = engine
         self.topics = topics
         self.partitions = partitions
         self.now_ms = now_ms
-        self.max_future_ms = max_future_ms
-        self.load = load
-        self.cache_size = cache_size
-        self.cache: OrderedDict[bytes, UserState] = OrderedDict()
+        self.cache = cache
         self.batch = Batch()
+
+    @property
+    def max_future_ms(self) -> int:
+        """Return how far ahead of the clock an event may be stamped (the most any rules version allows)."""
+        return self.engine.book.max_future_ms
 
     def process(self, record: Record) -> None:
         """Process one record into the current batch."""
@@ -129,6 +129,8 @@ class Pipeline:
         now = self.now_ms()
         try:
             self._one(record, now, batch)
+        except StateFormatError:
+            raise  # not this record's fault: the worker must stop
         except Exception as exc:
             log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             self._dead(record, Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", now, batch)
@@ -145,37 +147,18 @@ class Pipeline:
         return len(self.batch.records)
 
     def take_batch(self) -> Batch:
-        """Close the current batch: snapshot its states and start a new one."""
+        """Close the current batch: encode its changed state keys and start a new one."""
         batch, self.batch = self.batch, Batch()
-        cache = self.cache
-        batch.states = {user: (record, cache[user].encode()) for user, record in batch.dirty.items()}
+        batch.changes = self.cache.take_changes()
         return batch
 
     def trim(self) -> None:
-        """Evict the least recently used states that the current batch does not hold."""
-        cache, dirty = self.cache, self.batch.dirty
-        excess = len(cache) - self.cache_size
-        if excess <= 0:
-            return
-        for user in list(islice(cache, excess + len(dirty))):
-            if excess <= 0:
-                break
-            if user not in dirty:
-                del cache[user]
-                excess -= 1
+        """Evict the least recently used state keys beyond the cache's size (never unflushed ones)."""
+        self.cache.trim()
 
     def forget(self) -> None:
         """Drop every cached state (after a rebalance the store is the truth again)."""
         self.cache.clear()
-
-    def _state(self, record: Record, user_key: bytes) -> UserState:
-        cache = self.cache
-        state = cache.get(user_key)
-        if state is None:
-            state = cache[user_key] = UserState.decode(self.load(record, user_key))
-        else:
-            cache.move_to_end(user_key)
-        return state
 
     def _one(self, record: Record, now: int, batch: Batch) -> None:
         topics = self.topics
@@ -193,10 +176,14 @@ class Pipeline:
         if partition_for(user_key, self.partitions) != record.partition:
             self._forward(record, user_key, source_record, batch)
             return
-        state = self._state(record, user_key)
-        outcome = self.engine.apply(event, state)
-        if outcome.changed:
-            batch.dirty[user_key] = record
+        tx = self.cache.begin(record.partition)
+        try:
+            outcome = self.engine.apply(event, tx, user_key)
+        except BaseException:
+            tx.rollback()
+            raise
+        if tx.commit():
+            batch.last[record.partition] = record
         if outcome.status == TOO_LATE:
             self._dead(source_record, Reason.TOO_LATE, outcome.reason or "", now, batch, counted_as=record)
             return
@@ -262,7 +249,7 @@ class Pipeline:
         never refused itself.
         """
         source = output.source
-        detail = f"output to {output.topic} ({len(output.value)} bytes) rejected: {error}"
+        detail = f"output to {output.topic} ({len(output.value or b'')} bytes) rejected: {error}"
         value = encode_deadletter(
             source.topic,
             source.partition,

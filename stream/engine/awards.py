@@ -12,6 +12,11 @@ from hashlib import blake2b
 from typing import Any
 
 GRANTED = "granted"
+PENDING = "pending"
+ACTIVATED = "activated"
+EXPIRED = "expired"
+REVOKED = "revoked"
+STATUSES = (GRANTED, PENDING, ACTIVATED, EXPIRED, REVOKED)
 
 
 def award_id(*parts: str) -> str:
@@ -32,11 +37,14 @@ class PointAward:
     source_event_id: str
     rules_version: str
     ts: int
+    reason: str = ""
     status: str = GRANTED
+    revokes: str | None = None  # the award a revocation takes back
+    activates: str | None = None  # the pending award an activation makes count
 
     def to_record(self) -> dict[str, Any]:
         """Return the award in the wire format of rewards.points."""
-        return {
+        record: dict[str, Any] = {
             "award_id": self.award_id,
             "user_id": self.user_id,
             "team_id": self.team_id,
@@ -46,8 +54,14 @@ class PointAward:
             "period": self.period,
             "source_event_id": self.source_event_id,
             "rules_version": self.rules_version,
+            "reason": self.reason,
             "ts": self.ts,
         }
+        if self.revokes is not None:
+            record["revokes"] = self.revokes
+        if self.activates is not None:
+            record["activates"] = self.activates
+        return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
-"""Carry effects of one user's event onto another user's state.
+"""Carry the target's side of a fact onto the target user's state.
 
-A thanks card, a quality mark and a counted like change the *receiver's* state, which lives on the
-receiver's partition. The engine emits a Credit; the worker routes it, keyed by the receiver, through
-an internal topic, and the engine applies it there. Credit ids are derived from the source event, so a
-replayed credit is recognised and counted once.
+A like, a thanks card or a quality mark changes the *target's* state, which lives on the target's
+partition. The fact stage emits a Credit; the worker routes it, keyed by the target, through an internal
+topic, and the engine applies it there as the fact seen from the target's side (``receiver: target``).
+Credit ids are derived from the source event, so a replayed credit is recognised and counted once.
 """
 
 from __future__ import annotations
@@ -11,22 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-THANKS_RECEIVED = "thanks_received"
-QUALITY_BONUS = "quality_bonus"
-LIKE_RECEIVED = "like_received"
-CREDIT_KINDS = (THANKS_RECEIVED, QUALITY_BONUS, LIKE_RECEIVED)
+CREDIT_KINDS = ("like", "thanks_card", "quality_marked")
+# Credits written by format-1 workers named the receiver's counter; they may still be in flight.
+_LEGACY_KINDS = {"like_received": "like", "thanks_received": "thanks_card", "quality_bonus": "quality_marked"}
 
 
 @dataclass(frozen=True, slots=True)
 class Credit:
-    """Something another user's event gives ``user_id``."""
+    """The target's side of one fact: ``from_user_id``'s event made ``user_id`` the target of ``kind``."""
 
     user_id: str
-    kind: str
+    kind: str  # the fact: like | thanks_card | quality_marked
     from_user_id: str
-    team_id: str  # the sender's team, used when the receiver's own team is not known
+    team_id: str  # the sender's team: an award's team when the receiver's own is not known (never stored)
     source_event_id: str
     ts: int
+    group_id: str | None = None
 
     @property
     def event_id(self) -> str:
@@ -35,7 +35,7 @@ class Credit:
 
     def to_record(self) -> dict[str, Any]:
         """Return the credit as a JSON-able mapping for the internal topic."""
-        return {
+        record = {
             "user_id": self.user_id,
             "kind": self.kind,
             "from_user_id": self.from_user_id,
@@ -43,13 +43,18 @@ class Credit:
             "source_event_id": self.source_event_id,
             "ts": self.ts,
         }
+        if self.group_id is not None:
+            record["group_id"] = self.group_id
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Credit:
         """Rebuild a credit from its mapping; raise KeyError or ValueError when it is malformed."""
         kind = record["kind"]
+        kind = _LEGACY_KINDS.get(kind, kind)
         if kind not in CREDIT_KINDS:
             raise ValueError(f"unknown credit kind {kind!r}")
+        group = record.get("group_id")
         return cls(
             user_id=str(record["user_id"]),
             kind=kind,
@@ -57,4 +62,5 @@ class Credit:
             team_id=str(record["team_id"]),
             source_event_id=str(record["source_event_id"]),
             ts=int(record["ts"]),
+            group_id=None if group is None else str(group),
         )

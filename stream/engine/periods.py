@@ -56,6 +56,11 @@ class Calendar:
             self._by_ordinal[ordinal] = day
         return day
 
+    def day_for_ordinal(self, ordinal: int) -> Day:
+        """Return the Day of a ``date.toordinal()``."""
+        day = self._by_ordinal.get(ordinal)
+        return day if day is not None else self.day_for_date(date.fromordinal(ordinal))
+
     def _start_ms(self, local: date) -> int:
         return int(datetime(local.year, local.month, local.day, tzinfo=self.zone).timestamp() * 1000)
 

@@ -1,31 +1,48 @@
-"""Define and validate the rules file.
+"""Define and validate the rule language: one YAML file is one version of the rules.
 
-The model forbids unknown fields, so a typo in the YAML stops the worker with the field's path.
+The model forbids unknown fields, so a typo stops the worker (or ``stream rules check``) with the path of
+the field: ``rules.daily_messages.threshold: ...``. The vocabulary:
+
+- a *fact* is something that counts, made from an event by the anti-gaming stage (stream/engine/facts.py);
+  it has an actor and, for some facts, a target user (``receiver: target`` reads the target's side);
+- a *counter* counts a fact per period (``per``), the distinct values of a field (``distinct``), or a streak
+  of consecutive days (``streak: true``);
+- a *rule* pays points per fact (with optional caps per period), or pays once per period when a counter
+  first reaches a threshold (points, a badge, or both);
+- a *campaign* multiplies the points of named rules between a start and an end (event time);
+- *levels* are reached at lifetime points.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-BASE_RULES = (
-    "daily_login",
-    "message_text",
-    "message_voice",
-    "message_video",
-    "message_file",
-    "message_image",
-    "reply",
-    "vote",
-    "group_created",
-    "like_given",
-    "thanks_received",
-    "quality_bonus",
-)
+# Each fact and its fields (what ``where`` and ``distinct`` may name); facts with a target user can be read
+# from the target's side. Facts that count for nothing (self-likes, ...) are never made.
+FACTS: dict[str, frozenset[str]] = {
+    "message": frozenset({"kind", "group_id", "reply"}),
+    "like": frozenset({"group_id"}),
+    "login": frozenset(),
+    "vote": frozenset(),
+    "group_created": frozenset({"group_id"}),
+    "thanks_card": frozenset(),
+    "quality_marked": frozenset(),
+    "feed_view": frozenset(),
+}
+TARGETED_FACTS = frozenset({"like", "thanks_card", "quality_marked"})
+PERIODS = ("day", "week", "month", "lifetime")
+CAP_PERIODS = ("day", "week", "month")
+CAMPAIGN_PREFIX = "campaign:"
+
+Scalar = str | bool | int
 
 
 class RulesError(ValueError):
@@ -36,6 +53,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_fact(fact: str, receiver: str, where: dict[str, Scalar | list[Scalar]]) -> None:
+    if fact not in FACTS:
+        raise ValueError(f"fact: unknown fact {fact!r} (known: {', '.join(FACTS)})")
+    if receiver == "target" and fact not in TARGETED_FACTS:
+        raise ValueError(
+            f"receiver: fact {fact!r} has no target user (facts with one: {', '.join(sorted(TARGETED_FACTS))})"
+        )
+    for name in where:
+        if name not in FACTS[fact]:
+            known = ", ".join(sorted(FACTS[fact])) or "none"
+            raise ValueError(f"where: fact {fact!r} has no field {name!r} (its fields: {known})")
+
+
 class TimeRules(_Strict):
     """Event-time policy: how late and how early an event may be."""
 
@@ -43,28 +73,113 @@ class TimeRules(_Strict):
     max_future_minutes: int = Field(strict=True, default=60, ge=0)
 
 
-class BaseRule(_Strict):
-    """Points for one behaviour, with an optional daily cap in points."""
-
-    points: int = Field(strict=True, ge=0)
-    daily_cap: int | None = Field(strict=True, default=None, ge=0)
-    min_invited: int = Field(strict=True, default=1, ge=0)
-    enabled: bool = True
-
-
 class AntiGaming(_Strict):
-    """Limits that make cheap gaming worthless."""
+    """Limits of the stage that makes facts: what fails them is no fact at all."""
 
     like_pair_daily_limit: int = Field(strict=True, default=5, ge=0)
+    group_min_invited: int = Field(strict=True, default=1, ge=0)
 
 
-class Threshold(_Strict):
-    """Points once per period when a counter first reaches a threshold."""
+class CounterSpec(_Strict):
+    """Count a fact per period, its distinct values of a field, or a streak of consecutive days."""
 
-    counter: Literal["messages"]
-    period: Literal["day", "week", "month"]
-    threshold: int = Field(strict=True, ge=1)
-    points: int = Field(strict=True, ge=0)
+    fact: str
+    receiver: Literal["actor", "target"] = "actor"
+    where: dict[str, Scalar | list[Scalar]] = {}
+    per: str | None = None  # day | week | month | lifetime | campaign:NAME
+    distinct: str | None = None
+    streak: bool = False
+    title: str | None = None  # what one count is, for reasons: "message"
+
+    @model_validator(mode="after")
+    def _check(self) -> CounterSpec:
+        _check_fact(self.fact, self.receiver, self.where)
+        if self.streak:
+            if self.per is not None or self.distinct is not None:
+                raise ValueError("a streak counts consecutive days: it takes no 'per' and no 'distinct'")
+        elif self.per is None:
+            raise ValueError("per: required (day, week, month, lifetime or campaign:NAME), or streak: true")
+        elif self.per not in PERIODS and not self.per.startswith(CAMPAIGN_PREFIX):
+            raise ValueError(f"per: {self.per!r} is not one of day, week, month, lifetime, campaign:NAME")
+        if self.distinct is not None and self.distinct not in FACTS[self.fact]:
+            known = ", ".join(sorted(FACTS[self.fact])) or "none"
+            raise ValueError(f"distinct: fact {self.fact!r} has no field {self.distinct!r} (its fields: {known})")
+        return self
+
+
+class BadgeSpec(_Strict):
+    """The badge a threshold rule awards."""
+
+    kind: Literal["task", "achievement"]
+    name: str | None = Field(default=None, min_length=1)  # default: the rule's name
+
+
+class RuleSpec(_Strict):
+    """Points per fact (capped per period), or a reward once per period when a counter reaches a threshold."""
+
+    title: str | None = None
+    enabled: bool = True
+    # points per fact
+    fact: str | None = None
+    receiver: Literal["actor", "target"] = "actor"
+    where: dict[str, Scalar | list[Scalar]] = {}
+    cap: dict[Literal["day", "week", "month"], int] = {}
+    # threshold on a counter
+    counter: str | None = None
+    threshold: int | None = Field(strict=True, default=None, ge=1)
+    per: Literal["day", "week", "month"] | None = None  # a streak's period of payment
+    badge: BadgeSpec | None = None
+    points: int = Field(strict=True, default=0, ge=0)
+
+    @field_validator("badge", mode="before")
+    @classmethod
+    def _badge_shorthand(cls, value: object) -> object:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @field_validator("cap")
+    @classmethod
+    def _caps(cls, value: dict[str, int]) -> dict[str, int]:
+        for period, points in value.items():
+            if type(points) is not int or points < 0:
+                raise ValueError(f"cap.{period}: must be a whole number of points >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleSpec:
+        if (self.fact is None) == (self.counter is None):
+            raise ValueError("give either 'fact' (points per fact) or 'counter' with 'threshold'")
+        if self.fact is not None:
+            _check_fact(self.fact, self.receiver, self.where)
+            for name, given in (("threshold", self.threshold), ("per", self.per), ("badge", self.badge)):
+                if given is not None:
+                    raise ValueError(f"{name}: only a rule on a counter takes it")
+        else:
+            if self.threshold is None:
+                raise ValueError("threshold: required with 'counter'")
+            for name, given in (("where", self.where), ("cap", self.cap)):
+                if given:
+                    raise ValueError(f"{name}: a rule on a counter pays once per period; filter in the counter")
+            if "receiver" in self.model_fields_set:
+                raise ValueError("receiver: a rule on a counter pays the counter's owner; set it in the counter")
+        if self.badge is None and self.points == 0 and self.enabled:
+            raise ValueError("points: a rule must pay points, a badge or both (or set enabled: false)")
+        return self
+
+
+class CampaignSpec(_Strict):
+    """Multiply the points of named rules between ``start`` (inclusive) and ``end`` (exclusive), event time."""
+
+    title: str | None = None
+    rules: list[str] = Field(min_length=1)
+    multiplier: Decimal = Field(gt=0, le=100)
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignSpec:
+        if self.end <= self.start:
+            raise ValueError("end: must be after start")
+        return self
 
 
 class Level(_Strict):
@@ -77,21 +192,48 @@ class Level(_Strict):
 class Rules(_Strict):
     """All rules of one version."""
 
-    version: str = Field(min_length=1)
+    version: str = Field(min_length=1, max_length=100)
+    effective_from: datetime  # event time; without an offset, in STREAM_TIMEZONE
     time: TimeRules = TimeRules()
-    rules: dict[str, BaseRule]
     anti_gaming: AntiGaming = AntiGaming()
-    thresholds: dict[str, Threshold] = {}
+    counters: dict[str, CounterSpec] = {}
+    rules: dict[str, RuleSpec]
+    campaigns: dict[str, CampaignSpec] = {}
     levels: list[Level]
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _epoch_ms(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000).astimezone()  # checked by the compiler in UTC
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
-        unknown = sorted(set(self.rules) - set(BASE_RULES))
-        if unknown:
-            raise ValueError(f"rules: unknown rule {unknown[0]!r} (known: {', '.join(BASE_RULES)})")
-        missing = [name for name in BASE_RULES if name not in self.rules]
-        if missing:
-            raise ValueError(f"rules: missing rule {missing[0]!r} (set enabled: false to turn it off)")
+        for name, counter in self.counters.items():
+            if counter.per and counter.per.startswith(CAMPAIGN_PREFIX):
+                campaign = counter.per[len(CAMPAIGN_PREFIX) :]
+                if campaign not in self.campaigns:
+                    raise ValueError(f"counters.{name}.per: unknown campaign {campaign!r}")
+        for name, rule in self.rules.items():
+            if rule.counter is None:
+                continue
+            counter = self.counters.get(rule.counter)
+            if counter is None:
+                known = ", ".join(self.counters) or "none"
+                raise ValueError(f"rules.{name}.counter: unknown counter {rule.counter!r} (known: {known})")
+            if counter.streak and rule.per is None:
+                raise ValueError(f"rules.{name}.per: a rule on a streak needs the period it pays once in")
+            if not counter.streak and rule.per is not None:
+                raise ValueError(f"rules.{name}.per: the counter's own period ({counter.per}) is the rule's")
+        for name, campaign in self.campaigns.items():
+            for rule_name in campaign.rules:
+                if rule_name not in self.rules:
+                    raise ValueError(f"campaigns.{name}.rules: unknown rule {rule_name!r}")
+        badges = [(rule.badge.name or name) for name, rule in self.rules.items() if rule.badge]
+        twice = sorted({badge for badge in badges if badges.count(badge) > 1})
+        if twice:
+            raise ValueError(f"rules: badge {twice[0]!r} is awarded by more than one rule")
         if not self.levels or self.levels[0].min_points != 0:
             raise ValueError("levels: the first level must start at min_points 0")
         for before, after in zip(self.levels, self.levels[1:], strict=False):
@@ -106,8 +248,13 @@ class Rules(_Strict):
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"invalid rules file {source}:"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        # A model-level message may start with the field it is about ("threshold: ..."): join the paths.
+        head, sep, rest = message.partition(": ")
+        if sep and re.fullmatch(r"[\w.]+", head):
+            where, message = (f"{where}.{head}" if where else head), rest
+        lines.append(f"  {where or '(top level)'}: {message}")
     return "\n".join(lines)
 
 
@@ -125,13 +272,22 @@ def parse_rules(text: str, source: str = "<string>") -> Rules:
         raise RulesError(_describe(exc, source)) from exc
 
 
-def load_rules(path: Path | None = None) -> Rules:
-    """Load rules from ``path``, or the bundled defaults when it is None."""
+def default_rules_text() -> str:
+    """Return the text of the bundled default rules file."""
+    return resources.files("stream.rules").joinpath("default.yaml").read_text(encoding="utf-8")
+
+
+def read_rules_text(path: Path | None) -> tuple[str, str]:
+    """Return the text of a rules file (the bundled defaults when None) and a name for messages."""
     if path is None:
-        text = resources.files("stream.rules").joinpath("default.yaml").read_text(encoding="utf-8")
-        return parse_rules(text, "(bundled default.yaml)")
+        return default_rules_text(), "(bundled default.yaml)"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8"), str(path)
     except OSError as exc:
         raise RulesError(f"cannot read rules file {path}: {exc.strerror}") from exc
-    return parse_rules(text, str(path))
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """Load rules from ``path``, or the bundled defaults when it is None."""
+    text, source = read_rules_text(path)
+    return parse_rules(text, source)

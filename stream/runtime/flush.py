@@ -227,8 +227,8 @@ class BatchFlusher:
             batch = self.pipeline.take_batch()
             self.faults.next_batch()
             changelog = [
-                Output(self.changelog, user_key, value, record, partition=record.partition)
-                for user_key, (record, value) in batch.states.items()
+                Output(self.changelog, key, value, batch.last[partition], partition=partition)
+                for key, (partition, value) in batch.changes.items()
             ]
             written = await self.guarantee.commit(batch.outputs, changelog, batch.offsets)
             self.faults.reached("durable")
@@ -238,26 +238,23 @@ class BatchFlusher:
             _observe(batch, time.perf_counter() - started)
 
     def _apply(self, batch: Batch, written: dict[tuple[str, int], int]) -> None:
-        """Write the batch's states to RocksDB as recovery would, recording the changelog offsets.
+        """Write the batch's changed keys to RocksDB as recovery would, recording the changelog offsets.
 
-        One RocksDB write batch per partition (the store's ``apply_changelog_batch``); the offset recorded
-        per partition is the batch's last changelog offset there, so recovery reads only what is newer.
+        One RocksDB write batch per partition (the store's ``apply_changelog_batch``; a None value deletes);
+        the offset recorded per partition is the batch's last changelog offset there, so recovery reads
+        only what is newer.
         """
-        if not batch.states:
+        if not batch.changes:
             return
         changelog = self.changelog
         applied = [
             _Applied(
                 _ChangelogRecord(
-                    TP(changelog, record.partition),
-                    written[(changelog, record.partition)],
-                    record.partition,
-                    user_key,
-                    value,
+                    TP(changelog, partition), written[(changelog, partition)], partition, key, value
                 )
             )
-            for user_key, (record, value) in batch.states.items()
-            if (changelog, record.partition) in written
+            for key, (partition, value) in batch.changes.items()
+            if (changelog, partition) in written
         ]
         self.table.data.apply_changelog_batch(applied, to_key=_same, to_value=_same)
 

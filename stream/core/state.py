@@ -1,0 +1,208 @@
+"""Keep state behind a small key-value interface: one transaction per event, one partition's keys.
+
+- ``Store`` is what persists a partition's keys (RocksDB behind the worker, a dict in tests).
+- ``StateCache`` holds decoded values in front of a store, in memory, and remembers which keys changed
+  since the last flush (only those are written: per event, only the keys that changed).
+- ``Transaction`` is one event's view: reads go through to the cache, writes stay in an overlay until
+  ``commit``; an exception before it (``rollback``) leaves nothing behind.
+
+Values are decoded Python objects. A value read with ``get`` must not be changed in place: ``edit``
+returns a private copy that the transaction owns (copy on first write), ``set`` replaces a value.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+DELETED: Any = object()  # the overlay's marker of a deleted key
+_MISSING: Any = object()
+
+
+class Store(Protocol):
+    """Persisted keys of the partitions one worker holds; values are bytes."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """Return the stored value of ``key``, or None."""
+
+    def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield the stored keys starting with ``prefix`` and their values, in key order."""
+
+
+class MemoryStore:
+    """A dict per partition: the store of the engine's tests and of the pure benchmark."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, dict[bytes, bytes]] = {}
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """Return the stored value of ``key``, or None."""
+        return self.partitions.get(partition, {}).get(key)
+
+    def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield the stored keys starting with ``prefix`` and their values, in key order."""
+        data = self.partitions.get(partition, {})
+        for key in sorted(k for k in data if k.startswith(prefix)):
+            yield key, data[key]
+
+    def write(self, partition: int, changes: dict[bytes, bytes | None]) -> None:
+        """Apply encoded changes (None deletes)."""
+        data = self.partitions.setdefault(partition, {})
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+
+Codec = tuple[
+    Callable[[bytes, bytes], Any], Callable[[bytes, Any], bytes]
+]  # decode(key, raw), encode(key, v)
+
+
+class StateCache:
+    """Decoded values of recently used keys in front of a store, with the keys changed since the last flush.
+
+    The cache is the truth for this worker: the store only sees a change once its batch is flushed. It is
+    bounded (least recently used first out) but never evicts a key that changed and was not flushed yet.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        decode: Callable[[bytes, bytes], Any],
+        encode: Callable[[bytes, Any], bytes],
+        size: int = 1_000_000,
+    ) -> None:
+        self.store = store
+        self.decode = decode
+        self.encode = encode
+        self.size = size
+        self.values: OrderedDict[bytes, Any] = OrderedDict()  # key -> value, or None when known absent
+        self.dirty: dict[bytes, int] = {}  # changed key -> its partition
+
+    def get(self, partition: int, key: bytes) -> Any:
+        """Return the value of ``key`` (None when absent), loading it from the store on a miss."""
+        values = self.values
+        value = values.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self.store.get(partition, key)
+            value = values[key] = None if raw is None else self.decode(key, raw)
+        return value
+
+    def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        """Yield the keys starting with ``prefix`` and their values: the cache's view over the store's."""
+        seen: set[bytes] = set()
+        for key, raw in self.store.scan(partition, prefix):
+            seen.add(key)
+            value = self.values.get(key, _MISSING)
+            if value is _MISSING:
+                value = self.decode(key, raw)
+            if value is not None:
+                yield key, value
+        for key in sorted(k for k in self.values if k.startswith(prefix) and k not in seen):
+            value = self.values[key]
+            if value is not None:
+                yield key, value
+
+    def begin(self, partition: int) -> Transaction:
+        """Start one event's transaction over the keys of ``partition``."""
+        return Transaction(self, partition)
+
+    def take_changes(self) -> dict[bytes, tuple[int, bytes | None]]:
+        """Return the changed keys encoded (None: deleted) with their partitions, and clear the changes."""
+        values, encode = self.values, self.encode
+        changes: dict[bytes, tuple[int, bytes | None]] = {}
+        for key, partition in self.dirty.items():
+            value = values.get(key)
+            changes[key] = (partition, None if value is None else encode(key, value))
+        self.dirty = {}
+        return changes
+
+    def trim(self) -> None:
+        """Evict the least recently used keys beyond the size, never one with an unflushed change."""
+        values, dirty = self.values, self.dirty
+        excess = len(values) - self.size
+        if excess <= 0:
+            return
+        for key in list(values)[: excess + len(dirty)]:
+            if excess <= 0:
+                break
+            if key not in dirty:
+                del values[key]
+                excess -= 1
+
+    def clear(self) -> None:
+        """Forget every cached value (partitions moved: the store is the truth again)."""
+        self.values.clear()
+        self.dirty = {}
+
+
+class Transaction:
+    """One event's reads and writes over one partition; nothing reaches the cache before ``commit``."""
+
+    __slots__ = ("cache", "overlay", "partition")
+
+    def __init__(self, cache: StateCache, partition: int) -> None:
+        self.cache = cache
+        self.partition = partition
+        self.overlay: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        """Return the value of ``key`` or None; do not change it in place (use ``edit``)."""
+        value = self.overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self.cache.get(self.partition, key)
+        return None if value is DELETED else value
+
+    def edit(self, key: bytes, default: Callable[[], Any] = dict) -> Any:
+        """Return a private, changeable copy of the value of ``key`` (``default()`` when absent)."""
+        overlay = self.overlay
+        value = overlay.get(key, _MISSING)
+        if value is not _MISSING and value is not DELETED:
+            return value
+        current = None if value is DELETED else self.cache.get(self.partition, key)
+        value = overlay[key] = default() if current is None else current.copy()
+        return value
+
+    def set(self, key: bytes, value: Any) -> None:
+        """Replace the value of ``key``."""
+        self.overlay[key] = value
+
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``."""
+        self.overlay[key] = DELETED
+
+    def exists(self, key: bytes) -> bool:
+        """Tell whether ``key`` has a value."""
+        return self.get(key) is not None
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        """Yield the keys starting with ``prefix`` and their values, this transaction's writes included."""
+        overlay = self.overlay
+        for key, value in self.cache.scan(self.partition, prefix):
+            if key not in overlay:
+                yield key, value
+        for key in sorted(k for k in overlay if k.startswith(prefix)):
+            value = overlay[key]
+            if value is not DELETED:
+                yield key, value
+
+    def commit(self) -> bool:
+        """Apply the writes to the cache and mark their keys changed; return whether there were any."""
+        overlay = self.overlay
+        if not overlay:
+            return False
+        cache = self.cache
+        values, dirty, partition = cache.values, cache.dirty, self.partition
+        for key, value in overlay.items():
+            values[key] = None if value is DELETED else value
+            values.move_to_end(key)
+            dirty[key] = partition
+        self.overlay = {}
+        return True
+
+    def rollback(self) -> None:
+        """Drop every write of this transaction."""
+        self.overlay = {}

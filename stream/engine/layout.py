@@ -1,0 +1,85 @@
+"""Name and encode the keys of one user's state (format 2).
+
+A user's state is a handful of small keys, each written only when it changes:
+
+- ``<user>\\0core``: watermark, team, roster, lifetime points and level, the retained days;
+- ``<user>\\0d:<day>``, ``w:<week>``, ``m:<month>``, ``l`` (lifetime), ``c:<campaign>``: the counters of
+  one period, the points each rule paid in it (for caps), the thresholds it has paid, per-pair like counts;
+- ``<user>\\0s:<day>``: the fingerprints of the event ids the day has seen (de-duplication);
+- ``<user>\\0k:<counter>``: the runs of consecutive days of a streak counter.
+
+Period records are flat mappings with one prefix per kind of entry (``#`` counter, ``~`` distinct
+values, ``$`` points paid by a rule, ``!`` a threshold paid, ``@`` likes to a user), so a change copies
+one small mapping. Format 1 (one JSON document per user, under the bare user id) is migrated on first
+touch by stream/engine/migrate.py; a newer format stops the worker (``StateFormatError``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream.engine.fingerprints import Fingerprints
+
+FORMAT = 2
+SEPARATOR = b"\x00"
+CORE = b"core"
+LIFETIME_KEY = b"l"
+COUNT, DISTINCT, PAID, DONE, PAIR = "#", "~", "$", "!", "@"
+
+
+class StateFormatError(RuntimeError):
+    """The stored state has a format this worker cannot read: the worker must stop, not guess."""
+
+
+def prefix(user_key: bytes) -> bytes:
+    """Return the prefix of every key of a user's state."""
+    return user_key + SEPARATOR
+
+
+def suffix(key: bytes) -> bytes:
+    """Return what a key names within its user's state (``core``, ``d:2026-11-23``, ...)."""
+    return key.rpartition(SEPARATOR)[2]
+
+
+def new_core() -> dict[str, Any]:
+    """Return the core record of a user with no state yet."""
+    return {
+        "v": FORMAT,
+        "wm": 0,
+        "team": None,
+        "roster": None,
+        "left": False,
+        "points": 0,
+        "level": 0,
+        "d0": 0,  # ordinal of the latest day with state
+        "dm": 0,  # bit i set: day d0 - i has state (its seen fingerprints and period record)
+        "weeks": [],  # retained week records, and their ends (ms)
+        "months": [],
+        "campaigns": [],
+    }
+
+
+def decode_value(key: bytes, raw: bytes) -> Any:
+    """Decode one stored value; its key says which kind it is."""
+    if suffix(key).startswith(b"s:"):
+        return Fingerprints.decode(raw)
+    return orjson.loads(raw)
+
+
+def encode_value(key: bytes, value: Any) -> bytes:
+    """Encode one value for the store and the changelog."""
+    if isinstance(value, Fingerprints):
+        return value.encode()
+    return orjson.dumps(value)
+
+
+def check_core(core: dict[str, Any], user_key: bytes) -> None:
+    """Raise ``StateFormatError`` unless ``core`` is of this worker's format."""
+    version = core.get("v") if isinstance(core, dict) else None
+    if version != FORMAT:
+        raise StateFormatError(
+            f"the state of user {user_key!r} has format {version!r}; this worker reads format {FORMAT} "
+            "(a newer worker wrote it: run that version, or restore the state it expects)"
+        )

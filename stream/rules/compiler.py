@@ -1,0 +1,221 @@
+"""Compile one version of the rules into plain tables the engine runs per fact: no ``eval``, no lookups by name.
+
+For each fact and side (actor or target) the compiled ``Plan`` lists the counters it moves (each with the
+threshold rules watching it) and the rules that pay points per fact. Filters become small closures over the
+fact's fields; campaign windows and effective dates become epoch milliseconds in the configured time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stream.engine.layout import COUNT, DISTINCT, DONE, PAID
+from stream.rules.model import CAMPAIGN_PREFIX, Rules, Scalar
+
+Fields = dict[str, Any]
+Filter = Callable[[Fields], bool] | None
+
+
+def epoch_ms(moment: datetime, zone: ZoneInfo) -> int:
+    """Return epoch milliseconds of ``moment``; without an offset it is a local time in ``zone``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return int(moment.timestamp() * 1000)
+
+
+def _filter(where: dict[str, Scalar | list[Scalar]]) -> Filter:
+    """Return a test of a fact's fields for ``where`` (every field must match), or None for no filter."""
+    if not where:
+        return None
+    tests: list[tuple[str, frozenset[Any]]] = []
+    for name, allowed in where.items():
+        values = allowed if isinstance(allowed, list) else [allowed]
+        # bool is an int in Python: keep True apart from 1 by pairing each value with its type
+        tests.append((name, frozenset((type(v), v) for v in values)))
+    if len(tests) == 1:
+        (name, allowed_set), = tests
+
+        def one(fields: Fields) -> bool:
+            value = fields.get(name)
+            return (type(value), value) in allowed_set
+
+        return one
+
+    def every(fields: Fields) -> bool:
+        for name, allowed_set in tests:
+            value = fields.get(name)
+            if (type(value), value) not in allowed_set:
+                return False
+        return True
+
+    return every
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A multiplier on some rules between two event times."""
+
+    name: str
+    title: str
+    start_ms: int
+    end_ms: int
+    multiplier: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """Pay once per period when a counter first reaches ``threshold``."""
+
+    name: str
+    title: str
+    threshold: int
+    points: int
+    badge: str | None
+    badge_kind: str | None
+    per: str | None  # a streak's period of payment; None: the counter's own period
+    done: str  # the record entry marking it paid
+    campaigns: tuple[Campaign, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStep:
+    """Move one counter for a fact, then check the thresholds that watch it."""
+
+    name: str
+    title: str
+    test: Filter
+    per: str  # day | week | month | lifetime | campaign | streak
+    campaign: Campaign | None
+    distinct: str | None
+    entry: str  # the record entry holding the count (or the distinct values)
+    thresholds: tuple[Threshold, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PointStep:
+    """Pay points for a fact, within caps per period, multiplied by the campaigns running at its time."""
+
+    name: str
+    title: str
+    test: Filter
+    points: int
+    caps: tuple[tuple[str, int], ...]  # (day | week | month, most points per period)
+    campaigns: tuple[Campaign, ...]
+    paid: str  # the record entry of points paid
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one fact seen from one side does."""
+
+    counters: tuple[CounterStep, ...] = ()
+    points: tuple[PointStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """One version of the rules, ready to run."""
+
+    version: str
+    effective_from_ms: int
+    retention_ms: int
+    max_future_ms: int
+    like_pair_daily_limit: int
+    group_min_invited: int
+    plans: dict[tuple[str, str], Plan]  # (fact, "actor" | "target") -> plan
+    levels: tuple[tuple[str, int], ...]
+    campaigns: tuple[Campaign, ...]
+    source: Rules = field(repr=False)
+    text: str = field(default="", repr=False)
+
+    def plan(self, fact: str, side: str) -> Plan:
+        """Return the plan of a fact seen from ``side``."""
+        return self.plans.get((fact, side), _EMPTY)
+
+
+_EMPTY = Plan()
+DAY_MS = 86_400_000
+
+
+def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules:
+    """Compile a validated rules version for a time zone."""
+    campaigns = {
+        name: Campaign(
+            name,
+            spec.title or name,
+            epoch_ms(spec.start, zone),
+            epoch_ms(spec.end, zone),
+            Fraction(spec.multiplier),
+        )
+        for name, spec in rules.campaigns.items()
+    }
+    def running(rule_name: str) -> tuple[Campaign, ...]:
+        return tuple(c for c in campaigns.values() if rule_name in rules.campaigns[c.name].rules)
+
+    watching: dict[str, list[Threshold]] = {}
+    for name, rule in rules.rules.items():
+        if rule.counter is None or not rule.enabled:
+            continue
+        assert rule.threshold is not None
+        badge = (rule.badge.name or name) if rule.badge else None
+        watching.setdefault(rule.counter, []).append(
+            Threshold(
+                name,
+                rule.title or name,
+                rule.threshold,
+                rule.points,
+                badge,
+                rule.badge.kind if rule.badge else None,
+                rule.per,
+                DONE + name,
+                running(name),
+            )
+        )
+    counters: dict[tuple[str, str], list[CounterStep]] = {}
+    for name, spec in rules.counters.items():
+        per = "streak" if spec.streak else str(spec.per)
+        campaign = None
+        if per.startswith(CAMPAIGN_PREFIX):
+            campaign = campaigns[per[len(CAMPAIGN_PREFIX) :]]
+            per = "campaign"
+        step = CounterStep(
+            name,
+            spec.title or spec.fact,
+            _filter(spec.where),
+            per,
+            campaign,
+            spec.distinct,
+            (DISTINCT if spec.distinct else COUNT) + name,
+            tuple(sorted(watching.get(name, []), key=lambda t: (t.threshold, t.name))),
+        )
+        counters.setdefault((spec.fact, spec.receiver), []).append(step)
+    points: dict[tuple[str, str], list[PointStep]] = {}
+    for name, rule in rules.rules.items():
+        if rule.fact is None or not rule.enabled or rule.points <= 0:
+            continue
+        caps = tuple((period, rule.cap[period]) for period in ("day", "week", "month") if period in rule.cap)
+        points.setdefault((rule.fact, rule.receiver), []).append(
+            PointStep(name, rule.title or name, _filter(rule.where), rule.points, caps, running(name), PAID + name)
+        )
+    plans = {
+        key: Plan(tuple(counters.get(key, ())), tuple(points.get(key, ())))
+        for key in sorted({*counters, *points})
+    }
+    return CompiledRules(
+        version=rules.version,
+        effective_from_ms=epoch_ms(rules.effective_from, zone),
+        retention_ms=rules.time.retention_days * DAY_MS,
+        max_future_ms=rules.time.max_future_minutes * 60_000,
+        like_pair_daily_limit=rules.anti_gaming.like_pair_daily_limit,
+        group_min_invited=rules.anti_gaming.group_min_invited,
+        plans=plans,
+        levels=tuple((level.name, level.min_points) for level in rules.levels),
+        campaigns=tuple(campaigns.values()),
+        source=rules,
+        text=text,
+    )
