@@ -1,10 +1,11 @@
-"""Run the worker and its helpers from the command line: ``stream worker | demo | feed``."""
+"""Run the worker and its helpers from the command line: ``stream worker | demo | feed | rules``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from stream.runtime.kafka_config import KafkaSecurityError, check_security
 from stream.settings import Settings, settings_help
@@ -15,6 +16,9 @@ commands:
   worker   start one worker (consumes the input topics, publishes awards)
   demo     start a worker, feed sample traffic, print awards as they arrive (make run)
   feed     produce synthetic IM events to the input topics
+  rules check FILE              validate a rules file; print the most points a user can earn
+  rules publish FILE [--force]  validate and publish a rules version to the rules topic (live)
+  rules show                    the rules versions known, and the one in effect now
 
 settings (environment variables):
 """
@@ -38,6 +42,19 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
     )
     feed.add_argument("--seed", type=int, default=7)
+    rules = sub.add_parser("rules", help="check, publish and show rules versions")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules file and print what it allows")
+    check.add_argument("file", type=Path)
+    publish = rules_sub.add_parser("publish", help="validate and publish a rules file to the rules topic")
+    publish.add_argument("file", type=Path)
+    publish.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even with an effective_from in the past, or replace a version's content "
+        "(events already scored are not rescored)",
+    )
+    rules_sub.add_parser("show", help="the versions known and the one in effect now")
     return parser
 
 
@@ -45,20 +62,43 @@ def run_worker(settings: Settings) -> None:
     """Validate rules, create topics, then run one Faust worker until it is stopped."""
     import faust
 
-    from stream.rules import RulesError, load_rules
+    from stream.rules import RulesError
     from stream.runtime.app import create_worker
+    from stream.runtime.rules_cli import compile_file, startup_book
     from stream.runtime.topics import TopicError, ensure_topics
 
     try:
-        rules = load_rules(settings.rules_file)
+        compile_file(settings.rules_file, settings)  # a bad file stops the worker before it touches Kafka
     except RulesError as exc:
         sys.exit(f"stream: {exc}")
     try:
         ensure_topics(settings)
-    except TopicError as exc:
+        book = startup_book(settings)
+    except (TopicError, RulesError) as exc:
         sys.exit(f"stream: {exc}")
-    worker = create_worker(settings, rules)
+    worker = create_worker(settings, book)
     faust.Worker(worker.app, loglevel=settings.log_level).execute_from_commandline()
+
+
+def run_rules(settings: Settings, args: argparse.Namespace) -> None:
+    """Run ``stream rules check | publish | show``; exit 1 with the reason when refused or invalid."""
+    from stream.rules import RulesError
+    from stream.runtime import rules_cli
+    from stream.runtime.topics import TopicError, ensure_topics
+
+    try:
+        if args.rules_command == "check":
+            lines = rules_cli.check(args.file, settings)
+        else:
+            ensure_topics(settings)
+            if args.rules_command == "publish":
+                lines = rules_cli.publish_file(args.file, settings, args.force)
+            else:
+                lines = rules_cli.show(settings)
+    except (RulesError, TopicError) as exc:
+        print(f"stream rules {args.rules_command}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    print("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         from stream.demo import run_demo
 
         run_demo(settings, events=args.events, seconds=args.seconds)
+    elif args.command == "rules":
+        run_rules(settings, args)
     elif args.command == "feed":
         from stream.demo import run_feed
 

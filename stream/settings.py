@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         "rewards.points", alias="STREAM_TOPIC_POINTS", description="output: point awards"
     )
     topic_badges: str = Field("rewards.badges", alias="STREAM_TOPIC_BADGES", description="output: badges")
+    topic_rules: str = Field(
+        "rewards.rules", alias="STREAM_TOPIC_RULES", description="published rules versions (compacted)"
+    )
     topic_deadletter: str = Field(
         "rewards.deadletter", alias="STREAM_TOPIC_DEADLETTER", description="output: input that failed"
     )
@@ -61,6 +64,9 @@ class Settings(BaseSettings):
     )
     batch_window_ms: int = Field(
         5, alias="STREAM_BATCH_WINDOW_MS", ge=1, description="longest wait to fill a batch, milliseconds"
+    )
+    state_cache_keys: int = Field(
+        1_000_000, alias="STREAM_STATE_CACHE_KEYS", ge=1000, description="state keys kept decoded in memory"
     )
     log_level: str = Field("info", alias="STREAM_LOG_LEVEL", description="worker log level")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(

@@ -12,7 +12,6 @@ returns a private copy that the transaction owns (copy on first write), ``set`` 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -65,7 +64,8 @@ class StateCache:
     """Decoded values of recently used keys in front of a store, with the keys changed since the last flush.
 
     The cache is the truth for this worker: the store only sees a change once its batch is flushed. It is
-    bounded (least recently used first out) but never evicts a key that changed and was not flushed yet.
+    bounded: ``trim`` evicts the keys loaded first (first in, first out: cheaper per event than exact
+    recency, and an evicted key is only read again from the store), never one with an unflushed change.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class StateCache:
         self.decode = decode
         self.encode = encode
         self.size = size
-        self.values: OrderedDict[bytes, Any] = OrderedDict()  # key -> value, or None when known absent
+        self.values: dict[bytes, Any] = {}  # key -> value, or None when known absent
         self.dirty: dict[bytes, int] = {}  # changed key -> its partition
 
     def get(self, partition: int, key: bytes) -> Any:
@@ -121,7 +121,7 @@ class StateCache:
         return changes
 
     def trim(self) -> None:
-        """Evict the least recently used keys beyond the size, never one with an unflushed change."""
+        """Evict the keys loaded first beyond the size, never one with an unflushed change."""
         values, dirty = self.values, self.dirty
         excess = len(values) - self.size
         if excess <= 0:
@@ -153,7 +153,8 @@ class Transaction:
         """Return the value of ``key`` or None; do not change it in place (use ``edit``)."""
         value = self.overlay.get(key, _MISSING)
         if value is _MISSING:
-            return self.cache.get(self.partition, key)
+            value = self.cache.values.get(key, _MISSING)
+            return self.cache.get(self.partition, key) if value is _MISSING else value
         return None if value is DELETED else value
 
     def edit(self, key: bytes, default: Callable[[], Any] = dict) -> Any:
@@ -162,7 +163,12 @@ class Transaction:
         value = overlay.get(key, _MISSING)
         if value is not _MISSING and value is not DELETED:
             return value
-        current = None if value is DELETED else self.cache.get(self.partition, key)
+        if value is DELETED:
+            current = None
+        else:
+            current = self.cache.values.get(key, _MISSING)
+            if current is _MISSING:
+                current = self.cache.get(self.partition, key)
         value = overlay[key] = default() if current is None else current.copy()
         return value
 
@@ -198,7 +204,6 @@ class Transaction:
         values, dirty, partition = cache.values, cache.dirty, self.partition
         for key, value in overlay.items():
             values[key] = None if value is DELETED else value
-            values.move_to_end(key)
             dirty[key] = partition
         self.overlay = {}
         return True

@@ -45,7 +45,9 @@ def _credit(event: Like | Activity, fact: str, target: str, group_id: str | None
     return Credit(target, fact, event.user_id, event.team_id, event.event_id, event.ts, group_id)
 
 
-def make_facts(event: Event, day_record: dict[str, Any], pair_limit: int, group_min_invited: int) -> Facts:
+def make_facts(
+    event: Event, day_record: dict[str, Any] | None, pair_limit: int, group_min_invited: int
+) -> Facts:
     """Return the facts of one of the user's own events.
 
     ``day_record`` is the actor's record of the event's day, changeable: the per-pair like counts live there.
@@ -58,6 +60,7 @@ def make_facts(event: Event, day_record: dict[str, Any], pair_limit: int, group_
         target = event.target_user_id
         if target == event.user_id:
             return _ignored("self_like")
+        assert day_record is not None, "a like needs its day's record"
         entry = PAIR + target
         given = day_record.get(entry, 0)
         if given >= pair_limit:
@@ -70,10 +73,10 @@ def make_facts(event: Event, day_record: dict[str, Any], pair_limit: int, group_
     if isinstance(event, Activity):
         kind = event.type
         if kind in ("thanks_card", "quality_marked"):
-            target = event.target_user_id
-            if target is None or target == event.user_id:
+            marked = event.target_user_id
+            if marked is None or marked == event.user_id:
                 return _ignored("self_" + kind)
-            return Facts([Fact(kind, ACTOR, {})], [_credit(event, kind, target)])
+            return Facts([Fact(kind, ACTOR, {})], [_credit(event, kind, marked)])
         if kind == "group_created":
             if (event.invited_count or 0) < group_min_invited:
                 return _ignored("group_without_members")

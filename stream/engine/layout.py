@@ -2,9 +2,10 @@
 
 A user's state is a handful of small keys, each written only when it changes:
 
-- ``<user>\\0core``: watermark, team, roster, lifetime points and level, the retained days;
-- ``<user>\\0d:<day>``, ``w:<week>``, ``m:<month>``, ``l`` (lifetime), ``c:<campaign>``: the counters of
-  one period, the points each rule paid in it (for caps), the thresholds it has paid, per-pair like counts;
+- ``<user>\\0core``: watermark, team, roster, lifetime points and level, the retained periods, and the
+  record of the lifetime period (it changes with every event anyway);
+- ``<user>\\0d:<day>``, ``w:<week>``, ``m:<month>``, ``c:<campaign>``: the record of one period: its
+  counters, the points each rule paid in it (for caps), the thresholds it has paid, per-pair like counts;
 - ``<user>\\0s:<day>``: the fingerprints of the event ids the day has seen (de-duplication);
 - ``<user>\\0k:<counter>``: the runs of consecutive days of a streak counter.
 
@@ -25,7 +26,6 @@ from stream.engine.fingerprints import Fingerprints
 FORMAT = 2
 SEPARATOR = b"\x00"
 CORE = b"core"
-LIFETIME_KEY = b"l"
 COUNT, DISTINCT, PAID, DONE, PAIR = "#", "~", "$", "!", "@"
 
 
@@ -55,9 +55,10 @@ def new_core() -> dict[str, Any]:
         "level": 0,
         "d0": 0,  # ordinal of the latest day with state
         "dm": 0,  # bit i set: day d0 - i has state (its seen fingerprints and period record)
-        "weeks": [],  # retained week records, and their ends (ms)
-        "months": [],
-        "campaigns": [],
+        "px": 0,  # the earliest end (ms) of a kept period: nothing to prune before the horizon passes it
+        "weeks": {},  # retained week records: name -> end (ms)
+        "months": {},
+        "campaigns": {},
     }
 
 

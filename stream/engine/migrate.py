@@ -15,14 +15,30 @@ import orjson
 
 from stream.core.state import Transaction
 from stream.engine.fingerprints import Fingerprints
-from stream.engine.layout import CORE, COUNT, DONE, LIFETIME_KEY, PAID, PAIR, StateFormatError, new_core, prefix
+from stream.engine.layout import (
+    CORE,
+    COUNT,
+    DONE,
+    PAID,
+    PAIR,
+    StateFormatError,
+    new_core,
+    prefix,
+)
 from stream.engine.periods import Calendar
 
-_DAY_COUNTERS = {"messages": "messages_day", "logins": "logins_day", "likes_given": "likes_given_day",
-                 "feed_views": "feed_views_day"}
+_DAY_COUNTERS = {
+    "messages": "messages_day",
+    "logins": "logins_day",
+    "likes_given": "likes_given_day",
+    "feed_views": "feed_views_day",
+}
 _WEEK_COUNTERS = {"messages": "messages_week", "votes": "votes_week"}
-_LIFETIME_COUNTERS = {"messages": "messages_lifetime", "like_received": "likes_received_lifetime",
-                      "groups_created": "groups_created_lifetime"}
+_LIFETIME_COUNTERS = {
+    "messages": "messages_lifetime",
+    "like_received": "likes_received_lifetime",
+    "groups_created": "groups_created_lifetime",
+}
 
 
 def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict[str, Any] | None:
@@ -36,7 +52,9 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
         raise StateFormatError(f"the state of user {user_key!r} is neither format 1 nor 2: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("v") != 1:
         version = doc.get("v") if isinstance(doc, dict) else None
-        raise StateFormatError(f"the state of user {user_key!r} under its bare id has format {version!r}, not 1")
+        raise StateFormatError(
+            f"the state of user {user_key!r} under its bare id has format {version!r}, not 1"
+        )
     p = prefix(user_key)
     core = new_core()
     for name in ("wm", "team", "roster", "points", "level"):
@@ -45,7 +63,9 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
     login_days: list[int] = []
     for name, bucket in doc.get("days", {}).items():
         day = calendar.day_for_date(_date(name))
-        record: dict[str, Any] = {COUNT + new: bucket["n"][old] for old, new in _DAY_COUNTERS.items() if old in bucket["n"]}
+        record: dict[str, Any] = {
+            COUNT + new: bucket["n"][old] for old, new in _DAY_COUNTERS.items() if old in bucket["n"]
+        }
         record.update({PAID + rule: points for rule, points in bucket.get("pts", {}).items()})
         record.update({PAIR + target: n for target, n in bucket.get("pairs", {}).items()})
         record.update({DONE + rule: 1 for rule in bucket.get("done", [])})
@@ -65,9 +85,7 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
             tx.set(p + tag + name.encode(), record)
             core[kind] = {**core[kind], name: bucket["end"]}
     life = doc.get("life", {})
-    lifetime = {COUNT + new: life[old] for old, new in _LIFETIME_COUNTERS.items() if old in life}
-    if lifetime:
-        tx.set(p + LIFETIME_KEY, lifetime)
+    core.update({COUNT + new: life[old] for old, new in _LIFETIME_COUNTERS.items() if old in life})
     runs: list[list[int]] = []
     for ordinal in sorted(login_days):
         if runs and runs[-1][1] == ordinal - 1:
@@ -76,6 +94,13 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
             runs.append([ordinal, ordinal])
     if runs:
         tx.set(p + b"k:login_streak", runs)
+    ends = [
+        calendar.day_for_ordinal(core["d0"] - i).end_ms
+        for i in range(core["dm"].bit_length())
+        if core["dm"] >> i & 1
+    ]
+    ends += [*core["weeks"].values(), *core["months"].values()]
+    core["px"] = min(ends, default=0)
     tx.set(p + CORE, core)
     tx.delete(user_key)
     return core

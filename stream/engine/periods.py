@@ -25,6 +25,11 @@ class Day:
     week_end_ms: int
     month_end_ms: int
     ordinal: int  # date.toordinal(), consecutive days differ by 1
+    # the state keys of its periods, within a user's keys (stream/engine/layout.py)
+    day_key: bytes = b""
+    seen_key: bytes = b""
+    week_key: bytes = b""
+    month_key: bytes = b""
 
 
 class Calendar:
@@ -69,13 +74,22 @@ class Calendar:
         next_day = local + timedelta(days=1)
         next_week = local + timedelta(days=8 - iso.weekday)
         next_month = date(local.year + local.month // 12, local.month % 12 + 1, 1)
+        name, week, month = (
+            local.isoformat(),
+            f"{iso.year}-W{iso.week:02d}",
+            f"{local.year}-{local.month:02d}",
+        )
         return Day(
-            name=local.isoformat(),
-            week=f"{iso.year}-W{iso.week:02d}",
-            month=f"{local.year}-{local.month:02d}",
+            name=name,
+            week=week,
+            month=month,
             start_ms=self._start_ms(local),
             end_ms=self._start_ms(next_day),
             week_end_ms=self._start_ms(next_week),
             month_end_ms=self._start_ms(next_month),
             ordinal=local.toordinal(),
+            day_key=b"d:" + name.encode(),
+            seen_key=b"s:" + name.encode(),
+            week_key=b"w:" + week.encode(),
+            month_key=b"m:" + month.encode(),
         )

@@ -15,11 +15,11 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, LIFETIME_KEY, check_core, new_core, prefix
+from stream.engine.layout import CORE, check_core, new_core, prefix
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
-from stream.events import Event, Invite, Member, MemberLeft
+from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLeft, Message
 from stream.rules.compiler import Campaign, CompiledRules, CounterStep, PointStep, Threshold
 from stream.rules.versions import RuleBook
 
@@ -27,8 +27,6 @@ APPLIED = "applied"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 TOO_LATE = "too_late"
-
-_EMPTY_SEEN = Fingerprints()
 
 
 @dataclass(slots=True)
@@ -58,7 +56,8 @@ class Engine:
             core = migrate_legacy(tx, user_key, self.calendar)
         elif core.get("v") != 2:
             check_core(core, user_key)
-        if isinstance(event, Member | MemberLeft):
+        kind = type(event)
+        if kind is Member or kind is MemberLeft:
             core = tx.edit(core_key, new_core)
             if isinstance(event, Member):
                 core["roster"] = [event.team_id, event.joined_at]
@@ -66,21 +65,31 @@ class Engine:
             else:
                 core["left"] = True
             return Outcome()
-        if isinstance(event, Invite):
+        if kind is Invite:
             raise TypeError("invitation events are not handled by this engine")
+        return self._scored(event, tx, p, core_key, core)  # type: ignore[arg-type]
+
+    def _scored(
+        self,
+        event: Message | Like | Login | Activity | Credit,
+        tx: Transaction,
+        p: bytes,
+        core_key: bytes,
+        core: dict[str, Any] | None,
+    ) -> Outcome:
         ts = event.ts
         day = self.calendar.day_of(ts)
         retention = self.book.retention_ms
-        if core is not None:
-            if day.end_ms + retention <= core["wm"]:
-                return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
+        if core is not None and day.end_ms + retention <= core["wm"]:
+            return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
         fp = fingerprint(event.event_id)
         if core is not None and self._seen(tx, p, core, fp):
             return Outcome(status=DUPLICATE)
         core = tx.edit(core_key, new_core)
         self._advance(tx, p, core, day, ts, retention)
-        seen_key = p + b"s:" + day.name.encode()
-        tx.set(seen_key, (tx.get(seen_key) or _EMPTY_SEEN).plus(fp))
+        seen_key = p + day.seen_key
+        seen = tx.get(seen_key)
+        tx.set(seen_key, (seen if seen is not None else Fingerprints()).plus(fp))
         rules = self.book.at(ts)
         ctx = _Context(self, rules, tx, p, core, day, event)
         if isinstance(event, Credit):
@@ -88,7 +97,8 @@ class Engine:
         else:
             if core["team"] != event.team_id:
                 core["team"] = event.team_id
-            made = make_facts(event, ctx.record("day"), rules.like_pair_daily_limit, rules.group_min_invited)
+            day_record = ctx.record("day") if type(event) is Like else None  # per-pair like counts
+            made = make_facts(event, day_record, rules.like_pair_daily_limit, rules.group_min_invited)
             if made.ignored is not None:
                 ctx.out.status, ctx.out.reason = IGNORED, made.ignored
             for fact in made.facts:
@@ -107,7 +117,7 @@ class Engine:
         i = 0
         while mask:
             if mask & 1:
-                seen = tx.get(p + b"s:" + day_for(d0 - i).name.encode())
+                seen = tx.get(p + day_for(d0 - i).seen_key)
                 if seen is not None and fp in seen:
                     return True
             mask >>= 1
@@ -121,25 +131,8 @@ class Engine:
         if ts > core["wm"]:
             core["wm"] = ts
             horizon = ts - retention
-            mask, d0 = core["dm"], core["d0"]
-            while mask:
-                i = mask.bit_length() - 1
-                old = self.calendar.day_for_ordinal(d0 - i)
-                if old.end_ms > horizon:
-                    break
-                name = old.name.encode()
-                for key in (p + b"d:" + name, p + b"s:" + name):
-                    if tx.get(key) is not None:
-                        tx.delete(key)
-                mask &= ~(1 << i)
-            core["dm"] = mask
-            for kind, tag in (("weeks", b"w:"), ("months", b"m:"), ("campaigns", b"c:")):
-                kept: dict[str, int] = core[kind]
-                stale = [name for name, end in kept.items() if end <= horizon]
-                if stale:
-                    for name in stale:
-                        tx.delete(p + tag + name.encode())
-                    core[kind] = {name: end for name, end in kept.items() if end > horizon}
+            if 0 < core["px"] <= horizon:
+                self._prune(tx, p, core, horizon)
         ordinal = day.ordinal
         d0 = core["d0"]
         if ordinal > d0:
@@ -147,12 +140,55 @@ class Engine:
             core["d0"] = ordinal
         else:
             core["dm"] |= 1 << (d0 - ordinal)
+        if not 0 < core["px"] <= day.end_ms:
+            core["px"] = day.end_ms
+
+    def _prune(self, tx: Transaction, p: bytes, core: dict[str, Any], horizon: int) -> None:
+        """Delete the periods that ended at or before ``horizon``; note the earliest end still kept."""
+        mask, d0 = core["dm"], core["d0"]
+        earliest = 0
+        while mask:
+            i = mask.bit_length() - 1
+            old = self.calendar.day_for_ordinal(d0 - i)
+            if old.end_ms > horizon:
+                earliest = old.end_ms
+                break
+            for key in (p + old.day_key, p + old.seen_key):
+                if tx.get(key) is not None:
+                    tx.delete(key)
+            mask &= ~(1 << i)
+        core["dm"] = mask
+        for kind, tag in (("weeks", b"w:"), ("months", b"m:"), ("campaigns", b"c:")):
+            kept: dict[str, int] = core[kind]
+            if any(end <= horizon for end in kept.values()):
+                for period, end in kept.items():
+                    if end <= horizon:
+                        tx.delete(p + tag + period.encode())
+                kept = core[kind] = {period: end for period, end in kept.items() if end > horizon}
+            for end in kept.values():
+                if not 0 < earliest <= end:
+                    earliest = end
+        core["px"] = earliest
 
 
 class _Context:
     """One event's working set: the rules in effect, its records, and the awards it makes."""
 
-    __slots__ = ("core", "day", "engine", "event", "out", "p", "records", "rules", "source", "team", "tx", "user")
+    __slots__ = (
+        "core",
+        "day",
+        "engine",
+        "event",
+        "out",
+        "own",
+        "p",
+        "records",
+        "rules",
+        "source",
+        "team",
+        "tx",
+        "user",
+    )
 
     def __init__(
         self,
@@ -162,38 +198,46 @@ class _Context:
         p: bytes,
         core: dict[str, Any],
         day: Day,
-        event: Event | Credit,
+        event: Message | Like | Login | Activity | Credit,
     ) -> None:
         self.engine, self.rules, self.tx, self.p, self.core, self.day = engine, rules, tx, p, core, day
         self.event = event
         self.out = Outcome()
         self.records: dict[bytes, dict[str, Any]] = {}
+        self.own: dict[str, dict[str, Any]] = {}  # the records of the event's own periods, by period
         self.user: str = event.user_id
-        if isinstance(event, Credit):
-            self.source = event.source_event_id
+        if type(event) is Credit:
+            self.source: str = event.source_event_id
             # The receiver's team when known (own events, else the roster); else the sender's, in the award only.
             roster = core["roster"]
             team = core["team"] or (roster[0] if roster else None)
             self.team: str = team if team is not None else event.team_id
         else:
-            self.source = event.event_id  # type: ignore[union-attr]
-            self.team = event.team_id  # type: ignore[union-attr]
+            self.source = event.event_id
+            self.team = event.team_id
 
     # --- records of periods -----------------------------------------------------------------------
 
     def record(self, per: str, day: Day | None = None, campaign: Campaign | None = None) -> dict[str, Any]:
         """Return the changeable record of a period of ``day`` (default: the event's day)."""
-        day = day or self.day
+        if day is None and campaign is None:
+            record = self.own.get(per)
+            if record is None:
+                record = self.own[per] = self.core if per == "lifetime" else self._record(per, self.day, None)
+            return record
+        return self._record(per, day or self.day, campaign)
+
+    def _record(self, per: str, day: Day, campaign: Campaign | None) -> dict[str, Any]:
         if per == "day":
-            key = self.p + b"d:" + day.name.encode()
+            key = self.p + day.day_key
         elif per == "week":
-            key = self.p + b"w:" + day.week.encode()
+            key = self.p + day.week_key
             self._keep("weeks", day.week, day.week_end_ms)
         elif per == "month":
-            key = self.p + b"m:" + day.month.encode()
+            key = self.p + day.month_key
             self._keep("months", day.month, day.month_end_ms)
         elif per == "lifetime":
-            key = self.p + LIFETIME_KEY
+            return self.core  # the lifetime record is the core record: it changes with every event anyway
         else:
             assert campaign is not None
             key = self.p + b"c:" + campaign.name.encode()
@@ -204,9 +248,12 @@ class _Context:
         return record
 
     def _keep(self, kind: str, name: str, end_ms: int) -> None:
-        kept: dict[str, int] = self.core[kind]
+        core = self.core
+        kept: dict[str, int] = core[kind]
         if name not in kept:
-            self.core[kind] = {**kept, name: end_ms}  # replaced, never changed in place (copy on write)
+            core[kind] = {**kept, name: end_ms}  # replaced, never changed in place (copy on write)
+            if not 0 < core["px"] <= end_ms:
+                core["px"] = end_ms
 
     def period_name(self, per: str, day: Day, campaign: Campaign | None = None) -> str:
         """Return the name of the period an award counted in."""
@@ -225,12 +272,22 @@ class _Context:
 
     def run(self, fact: Fact) -> None:
         """Pay the per-fact rules of ``fact``, then move its counters and check their thresholds."""
-        plan = self.rules.plan(fact.name, fact.side)
-        for step in plan.points:
-            if step.test is None or step.test(fact.fields):
+        plan = self.rules.plans.get((fact.name, fact.side))
+        if plan is None:
+            return
+        fields = fact.fields
+        points, counters = plan.points, plan.counters
+        if plan.key_field is not None:
+            value = fields.get(plan.key_field)
+            keyed = plan.keyed.get((type(value), value))
+            if keyed is not None:
+                points = keyed[0] + points if points else keyed[0]
+                counters = keyed[1] + counters if counters else keyed[1]
+        for step in points:
+            if step.test is None or step.test(fields):
                 self._pay(step)
-        for counter in plan.counters:
-            if counter.test is None or counter.test(fact.fields):
+        for counter in counters:
+            if counter.test is None or counter.test(fields):
                 if counter.per == "streak":
                     self._streak(counter)
                 else:
@@ -245,7 +302,9 @@ class _Context:
         return math.floor(points * factor), running[0]
 
     def _pay(self, step: PointStep) -> None:
-        points, campaign = (step.points, None) if not step.campaigns else self._multiplier(step.campaigns, step.points)
+        points, campaign = (
+            (step.points, None) if not step.campaigns else self._multiplier(step.campaigns, step.points)
+        )
         capped = None
         for per, cap in step.caps:
             room = cap - self.record(per).get(step.paid, 0)
@@ -354,7 +413,9 @@ class _Context:
             )
         )
 
-    def _badge(self, badge: str, kind: str, period: str, identity: tuple[str, ...], level: str | None = None) -> None:
+    def _badge(
+        self, badge: str, kind: str, period: str, identity: tuple[str, ...], level: str | None = None
+    ) -> None:
         self.out.badges.append(
             BadgeAward(
                 award_id=award_id("badge", self.user, *identity),

@@ -1,5 +1,5 @@
-"""Rules: the operator-tunable model of what earns points, loaded from YAML."""
+"""Rules: the operator-tunable rule language (YAML), its compiler and its versions."""
 
-from stream.rules.model import BASE_RULES, Rules, RulesError, load_rules
+from stream.rules.model import Rules, RulesError, load_rules
 
-__all__ = ["BASE_RULES", "Rules", "RulesError", "load_rules"]
+__all__ = ["Rules", "RulesError", "load_rules"]

@@ -8,7 +8,7 @@ fact's fields; campaign windows and effective dates become epoch milliseconds in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
@@ -38,7 +38,7 @@ def _filter(where: dict[str, Scalar | list[Scalar]]) -> Filter:
         # bool is an int in Python: keep True apart from 1 by pairing each value with its type
         tests.append((name, frozenset((type(v), v) for v in values)))
     if len(tests) == 1:
-        (name, allowed_set), = tests
+        ((name, allowed_set),) = tests
 
         def one(fields: Fields) -> bool:
             value = fields.get(name)
@@ -111,10 +111,18 @@ class PointStep:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What one fact seen from one side does."""
+    """What one fact seen from one side does.
+
+    Steps filtered on one value of ``key_field`` alone (``where: {kind: text}``) are found by that value in
+    ``keyed`` instead of testing each in turn; the others are in ``points`` and ``counters``.
+    """
 
     counters: tuple[CounterStep, ...] = ()
     points: tuple[PointStep, ...] = ()
+    key_field: str | None = None
+    keyed: dict[tuple[type, Any], tuple[tuple[PointStep, ...], tuple[CounterStep, ...]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
         )
         for name, spec in rules.campaigns.items()
     }
+
     def running(rule_name: str) -> tuple[Campaign, ...]:
         return tuple(c for c in campaigns.values() if rule_name in rules.campaigns[c.name].rules)
 
@@ -200,11 +209,13 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
             continue
         caps = tuple((period, rule.cap[period]) for period in ("day", "week", "month") if period in rule.cap)
         points.setdefault((rule.fact, rule.receiver), []).append(
-            PointStep(name, rule.title or name, _filter(rule.where), rule.points, caps, running(name), PAID + name)
+            PointStep(
+                name, rule.title or name, _filter(rule.where), rule.points, caps, running(name), PAID + name
+            )
         )
+    wheres = {id(step): where for step, where in _wheres(rules, points, counters)}
     plans = {
-        key: Plan(tuple(counters.get(key, ())), tuple(points.get(key, ())))
-        for key in sorted({*counters, *points})
+        key: _plan(points.get(key, []), counters.get(key, []), wheres) for key in sorted({*counters, *points})
     }
     return CompiledRules(
         version=rules.version,
@@ -219,3 +230,51 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
         source=rules,
         text=text,
     )
+
+
+def _wheres(
+    rules: Rules,
+    points: dict[tuple[str, str], list[PointStep]],
+    counters: dict[tuple[str, str], list[CounterStep]],
+) -> list[tuple[PointStep | CounterStep, dict[str, Scalar | list[Scalar]]]]:
+    found: list[tuple[PointStep | CounterStep, dict[str, Scalar | list[Scalar]]]] = []
+    for steps in points.values():
+        found.extend((step, rules.rules[step.name].where) for step in steps)
+    for counter_steps in counters.values():
+        found.extend((step, rules.counters[step.name].where) for step in counter_steps)
+    return found
+
+
+def _plan(
+    points: list[PointStep], counters: list[CounterStep], wheres: dict[int, dict[str, Scalar | list[Scalar]]]
+) -> Plan:
+    """Return a fact's plan, with the steps filtered on one field's values looked up by value."""
+    single = [next(iter(wheres[id(s)])) for s in [*points, *counters] if len(wheres[id(s)]) == 1]
+    if not single:
+        return Plan(tuple(counters), tuple(points))
+    key_field = max(sorted(set(single)), key=single.count)
+    keyed_points: dict[tuple[type, Any], list[PointStep]] = {}
+    keyed_counters: dict[tuple[type, Any], list[CounterStep]] = {}
+    rest_points: list[PointStep] = []
+    rest_counters: list[CounterStep] = []
+    for step in points:
+        where = wheres[id(step)]
+        if list(where) == [key_field]:
+            allowed = where[key_field]
+            for value in allowed if isinstance(allowed, list) else [allowed]:
+                keyed_points.setdefault((type(value), value), []).append(replace(step, test=None))
+        else:
+            rest_points.append(step)
+    for counter in counters:
+        where = wheres[id(counter)]
+        if list(where) == [key_field]:
+            allowed = where[key_field]
+            for value in allowed if isinstance(allowed, list) else [allowed]:
+                keyed_counters.setdefault((type(value), value), []).append(replace(counter, test=None))
+        else:
+            rest_counters.append(counter)
+    keyed = {
+        value: (tuple(keyed_points.get(value, ())), tuple(keyed_counters.get(value, ())))
+        for value in {*keyed_points, *keyed_counters}
+    }
+    return Plan(tuple(rest_counters), tuple(rest_points), key_field, keyed)

@@ -103,7 +103,9 @@ class CounterSpec(_Strict):
             raise ValueError(f"per: {self.per!r} is not one of day, week, month, lifetime, campaign:NAME")
         if self.distinct is not None and self.distinct not in FACTS[self.fact]:
             known = ", ".join(sorted(FACTS[self.fact])) or "none"
-            raise ValueError(f"distinct: fact {self.fact!r} has no field {self.distinct!r} (its fields: {known})")
+            raise ValueError(
+                f"distinct: fact {self.fact!r} has no field {self.distinct!r} (its fields: {known})"
+            )
         return self
 
 
@@ -150,17 +152,21 @@ class RuleSpec(_Strict):
             raise ValueError("give either 'fact' (points per fact) or 'counter' with 'threshold'")
         if self.fact is not None:
             _check_fact(self.fact, self.receiver, self.where)
-            for name, given in (("threshold", self.threshold), ("per", self.per), ("badge", self.badge)):
-                if given is not None:
+            for name in ("threshold", "per", "badge"):
+                if getattr(self, name) is not None:
                     raise ValueError(f"{name}: only a rule on a counter takes it")
         else:
             if self.threshold is None:
                 raise ValueError("threshold: required with 'counter'")
-            for name, given in (("where", self.where), ("cap", self.cap)):
-                if given:
-                    raise ValueError(f"{name}: a rule on a counter pays once per period; filter in the counter")
+            for name in ("where", "cap"):
+                if getattr(self, name):
+                    raise ValueError(
+                        f"{name}: a rule on a counter pays once per period; filter in the counter"
+                    )
             if "receiver" in self.model_fields_set:
-                raise ValueError("receiver: a rule on a counter pays the counter's owner; set it in the counter")
+                raise ValueError(
+                    "receiver: a rule on a counter pays the counter's owner; set it in the counter"
+                )
         if self.badge is None and self.points == 0 and self.enabled:
             raise ValueError("points: a rule must pay points, a badge or both (or set enabled: false)")
         return self
@@ -218,16 +224,16 @@ class Rules(_Strict):
         for name, rule in self.rules.items():
             if rule.counter is None:
                 continue
-            counter = self.counters.get(rule.counter)
-            if counter is None:
+            watched = self.counters.get(rule.counter)
+            if watched is None:
                 known = ", ".join(self.counters) or "none"
                 raise ValueError(f"rules.{name}.counter: unknown counter {rule.counter!r} (known: {known})")
-            if counter.streak and rule.per is None:
+            if watched.streak and rule.per is None:
                 raise ValueError(f"rules.{name}.per: a rule on a streak needs the period it pays once in")
-            if not counter.streak and rule.per is not None:
-                raise ValueError(f"rules.{name}.per: the counter's own period ({counter.per}) is the rule's")
-        for name, campaign in self.campaigns.items():
-            for rule_name in campaign.rules:
+            if not watched.streak and rule.per is not None:
+                raise ValueError(f"rules.{name}.per: the counter's own period ({watched.per}) is the rule's")
+        for name, spec in self.campaigns.items():
+            for rule_name in spec.rules:
                 if rule_name not in self.rules:
                     raise ValueError(f"campaigns.{name}.rules: unknown rule {rule_name!r}")
         badges = [(rule.badge.name or name) for name, rule in self.rules.items() if rule.badge]

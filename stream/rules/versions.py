@@ -20,6 +20,8 @@ class RuleBook:
         self.zone = zone
         self.versions: list[CompiledRules] = []
         self._starts: list[int] = []
+        self.retention_ms = 0
+        self.max_future_ms = 0
         self.add(first)
 
     @classmethod
@@ -38,6 +40,10 @@ class RuleBook:
         self.versions.append(compiled)
         self.versions.sort(key=lambda v: (v.effective_from_ms, v.version))
         self._starts = [v.effective_from_ms for v in self.versions]
+        self.retention_ms = max(
+            v.retention_ms for v in self.versions
+        )  # periods are kept the longest any needs
+        self.max_future_ms = max(v.max_future_ms for v in self.versions)  # the most any version allows
         return True
 
     def add_text(self, text: str, source: str) -> bool:
@@ -46,7 +52,10 @@ class RuleBook:
 
     def at(self, ts_ms: int) -> CompiledRules:
         """Return the version in effect at event time ``ts_ms`` (the earliest one before any)."""
-        i = bisect.bisect_right(self._starts, ts_ms) - 1
+        starts = self._starts
+        if len(starts) == 1:
+            return self.versions[0]
+        i = bisect.bisect_right(starts, ts_ms) - 1
         return self.versions[max(i, 0)]
 
     def get(self, version: str) -> CompiledRules:
@@ -60,13 +69,3 @@ class RuleBook:
     def latest(self) -> CompiledRules:
         """Return the version with the latest ``effective_from``."""
         return self.versions[-1]
-
-    @property
-    def retention_ms(self) -> int:
-        """Return how long periods are kept: the longest retention of any version."""
-        return max(v.retention_ms for v in self.versions)
-
-    @property
-    def max_future_ms(self) -> int:
-        """Return how far ahead an event may be stamped: the most any version allows."""
-        return max(v.max_future_ms for v in self.versions)

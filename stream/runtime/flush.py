@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import faust
 from faust.types import TP
 
+from stream.engine.layout import StateFormatError
 from stream.engine.processor import IGNORED
 from stream.pipeline import Batch, Output, Pipeline, Record
 from stream.runtime import metrics
@@ -145,8 +146,10 @@ class BatchFlusher:
         batch_max: int,
         window_s: float,
         faults: FaultInjector,
+        before_batch: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
+        self.before_batch = before_batch  # e.g. add the rules versions published since the last fetch
         self.table = table
         self.changelog: str = table.changelog_topic.get_topic_name()
         self.pipeline = pipeline
@@ -159,14 +162,26 @@ class BatchFlusher:
         self._full = asyncio.Event()
         self._ready = asyncio.Event()  # set once the guarantee is prepared (transactional id registered)
         self._failed = False
+        self._crashing: asyncio.Future[None] | None = None
 
     # --- the BatchSink side (called by the ingest path) ---------------------------------------------------
 
     def add(self, records: list[Record]) -> None:
-        """Process fetched records into the current batch."""
+        """Process fetched records into the current batch.
+
+        A ``StateFormatError`` (state this worker cannot read) crashes the worker with its message.
+        """
+        if self.before_batch is not None:
+            self.before_batch()
         process = self.pipeline.process
-        for record in records:
-            process(record)
+        try:
+            for record in records:
+                process(record)
+        except StateFormatError as exc:
+            self._failed = True
+            log.critical("stopping: %s", exc)
+            self._crashing = asyncio.ensure_future(self.app.crash(exc))
+            raise
         if self.pipeline.pending >= self.batch_max:
             self._full.set()
 

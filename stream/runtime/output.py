@@ -129,7 +129,7 @@ class _Round:
         self.outputs = outputs
         self.offsets: dict[tuple[str, int], int] = {}
         self.failed: list[tuple[Output, KafkaError]] = []
-        self._by_content: dict[tuple[str, bytes | None, bytes], list[Output]] | None = None
+        self._by_content: dict[tuple[str, bytes | None, bytes | None], list[Output]] | None = None
 
     def on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is None:

@@ -61,6 +61,17 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         existing = metadata.topics.get(name)
         if existing is None or existing.error is not None:
             wanted.append(NewTopic(name, num_partitions=n, replication_factor=rf))
+    existing = metadata.topics.get(settings.topic_rules)
+    if existing is None or existing.error is not None:
+        # every worker reads every version: one partition keeps them in publication order
+        wanted.append(
+            NewTopic(
+                settings.topic_rules,
+                num_partitions=1,
+                replication_factor=rf,
+                config={"cleanup.policy": "compact"},
+            )
+        )
     if not wanted:
         return
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():

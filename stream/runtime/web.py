@@ -5,54 +5,54 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING
 
 from faust import web
 
-from stream.engine.state import UserState
+from stream.engine.view import user_view
+from stream.pipeline import partition_for
 
 if TYPE_CHECKING:
     from stream.runtime.app import Worker
 
 
-def user_view(state: UserState, levels: list[str]) -> dict[str, Any]:
-    """Return the public view of a user's state: balance, level, retained counters."""
-    doc = state.doc
-    return {
-        "team_id": state.team,
-        "points": doc["points"],
-        "level": levels[doc["level"]],
-        "lifetime": doc["life"],
-        "watermark_ts": doc["wm"],
-        "days": {name: {"points": b["pts"], "counters": b["n"]} for name, b in sorted(doc["days"].items())},
-        "weeks": {
-            name: {"counters": b["n"], "done": b.get("done", [])} for name, b in sorted(doc["weeks"].items())
-        },
-        "roster": doc["roster"],
-        "left": doc.get("left", False),
-    }
-
-
 def register_views(worker: Worker) -> None:
     """Add the worker's HTTP views to its Faust app."""
-    app, table = worker.app, worker.table
-    levels = [level.name for level in worker.rules.levels]
+    app, book = worker.app, worker.book
+    calendar = worker.pipeline.engine.calendar
 
     @app.page("/health")
     async def health(self: web.View, request: web.Request) -> web.Response:
-        return self.json({"status": "ok", "rules_version": worker.rules.version})
+        now = book.at(int(time.time() * 1000))
+        return self.json({"status": "ok", "rules_version": now.version})
 
     @app.page("/rules")
     async def rules(self: web.View, request: web.Request) -> web.Response:
-        return self.json(worker.rules.model_dump(mode="json"))
+        now = book.at(int(time.time() * 1000))
+        return self.json(
+            {
+                "in_effect": now.version,
+                "versions": [
+                    {
+                        "version": v.version,
+                        "effective_from_ms": v.effective_from_ms,
+                        "rules": v.source.model_dump(mode="json"),
+                    }
+                    for v in book.versions
+                ],
+            }
+        )
 
     @app.page("/users/{user_id}")
     async def user(self: web.View, request: web.Request, user_id: str) -> web.Response:
         key = user_id.encode()
-        state = worker.pipeline.cache.get(key)
-        if state is None:
-            raw = table.get(key)
-            if raw is None:
-                return self.json({"error": f"unknown user {user_id!r}"}, status=404)
-            state = UserState.decode(raw)
-        return self.json({"user_id": user_id, **user_view(state, levels)})
+        partition = partition_for(key, worker.settings.topic_partitions)
+        cache = worker.pipeline.cache
+        try:
+            view = user_view(lambda k: cache.get(partition, k), key, book.latest, calendar)
+        except KeyError:  # the partition's database is not open here: another worker holds it
+            view = None
+        if view is None:
+            return self.json({"error": f"unknown user {user_id!r}"}, status=404)
+        return self.json({"user_id": user_id, **view})
