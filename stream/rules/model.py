@@ -43,6 +43,7 @@ CAP_PERIODS = ("day", "week", "month")
 CAMPAIGN_PREFIX = "campaign:"
 
 Scalar = str | bool | int
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 class RulesError(ValueError):
@@ -216,6 +217,12 @@ class Rules(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
+        for section in ("counters", "rules", "campaigns"):
+            for name in getattr(self, section):
+                if not NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{section}.{name}: a name is a letter, then letters, digits, '_', '.' or '-'"
+                    )
         for name, counter in self.counters.items():
             if counter.per and counter.per.startswith(CAMPAIGN_PREFIX):
                 campaign = counter.per[len(CAMPAIGN_PREFIX) :]
