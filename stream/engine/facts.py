@@ -19,7 +19,7 @@ ACTOR = "actor"
 TARGET = "target"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: a frozen init costs ~6x (measured)
 class Fact:
     """Something that counts, seen from one side: the actor's or the target user's."""
 

@@ -315,14 +315,23 @@ class _Context:
         for per, _cap in step.caps:
             record = self.record(per)
             record[step.paid] = record.get(step.paid, 0) + points
-        reason = per_fact_reason(step.title, campaign, capped)
+        reason = (
+            step.title
+            if campaign is None and capped is None
+            else per_fact_reason(step.title, campaign, capped)
+        )
         self._points(step.name, points, self.day.name, award_id(step.name, self.user, self.source), reason)
 
     def _count(self, counter: CounterStep, fact: Fact) -> None:
         per, campaign = counter.per, counter.campaign
-        if campaign is not None and not campaign.start_ms <= self.event.ts < campaign.end_ms:
+        if campaign is None:
+            record = self.own.get(per)
+            if record is None:
+                record = self.record(per)
+        elif campaign.start_ms <= self.event.ts < campaign.end_ms:
+            record = self.record(per, campaign=campaign)
+        else:
             return
-        record = self.record(per, campaign=campaign)
         entry = counter.entry
         if counter.distinct is not None:
             value = fact.fields.get(counter.distinct)
