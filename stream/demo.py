@@ -133,15 +133,24 @@ def _show(consumer: Consumer, settings: Settings, seconds: float) -> None:
             rules[record["rule"]] += record["points"]
             if shown < 25:
                 print(
-                    f"  +{record['points']:<3} {record['user_id']:<9} {record['rule']:<18} {record['period']}"
-                    f"  (event {record['source_event_id']})"
+                    f"  +{record['points']:<3} {record['user_id']:<9} {record['rule']:<18} {record['period']:<10}"
+                    f"  {record.get('reason', '')}"
                 )
             elif shown == 25:
                 print("  ... (more awards arriving; a summary follows)")
             shown += 1
         elif topic == settings.topic_badges:
             badges.append(f"{record['user_id']} -> {record['badge']} ({record['kind']})")
-            print(f"  BADGE {record['user_id']} is now {record['badge']}")
+            if len(badges) <= 15:
+                what = {
+                    "level": "reached level",
+                    "task": "completed task",
+                    "achievement": "earned achievement",
+                }
+                period = f" ({record['period']})" if record.get("period") not in (None, "lifetime") else ""
+                print(
+                    f"  BADGE {record['user_id']} {what.get(record['kind'], record['kind'])} {record['badge']}{period}"
+                )
         else:
             dead[record["reason"]] += 1
     print(f"\n{shown} point awards, {sum(points.values())} points, to {len(points)} users")

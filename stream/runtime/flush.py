@@ -303,6 +303,7 @@ class _Collector:
 def _observe(batch: Batch, seconds: float) -> None:
     """Record a flushed batch in the metrics, one increment per label set."""
     metrics.BATCH_SECONDS.observe(seconds)
+    metrics.STATE_BYTES.inc(sum(len(key) + len(value or b"") for key, (_p, value) in batch.changes.items()))
     metrics.BATCH_SIZE.observe(len(batch.records))
     for (topic, outcome), n in Counter((topic, outcome) for topic, outcome, _ in batch.outcomes).items():
         metrics.EVENTS.labels(topic, outcome).inc(n)

@@ -26,9 +26,6 @@ BATCH_SIZE = Histogram(
     "stream_batch_size", "Records per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 )
 RULES_VERSION = Gauge("stream_rules_info", "Rules versions known to this worker (value 1)", ["version"])
-RULES_IN_EFFECT = Gauge(
-    "stream_rules_in_effect_info", "The rules version in effect now, by event time (value 1)", ["version"]
-)
 RULES_REJECTED = Counter("stream_rules_rejected", "Records of the rules topic that were not a valid version")
 STATE_BYTES = Counter("stream_state_bytes_written", "Bytes of state keys and values written to the changelog")
 GUARANTEE = Gauge(
