@@ -84,13 +84,13 @@ def run_rules(settings: Settings, args: argparse.Namespace) -> None:
     """Run ``stream rules check | publish | show``; exit 1 with the reason when refused or invalid."""
     from stream.rules import RulesError
     from stream.runtime import rules_cli
-    from stream.runtime.topics import TopicError, ensure_topics
+    from stream.runtime.topics import TopicError, ensure_rules_topic
 
     try:
         if args.rules_command == "check":
             lines = rules_cli.check(args.file, settings)
         else:
-            ensure_topics(settings)
+            ensure_rules_topic(settings)
             if args.rules_command == "publish":
                 lines = rules_cli.publish_file(args.file, settings, args.force)
             else:

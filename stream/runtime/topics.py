@@ -61,17 +61,36 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         existing = metadata.topics.get(name)
         if existing is None or existing.error is not None:
             wanted.append(NewTopic(name, num_partitions=n, replication_factor=rf))
+    wanted.extend(_rules_topic(metadata, settings))
+    _create(admin, wanted, timeout)
+
+
+def ensure_rules_topic(settings: Settings, timeout: float = 30.0) -> None:
+    """Create the rules topic if it is missing (what ``stream rules publish|show`` need)."""
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {**librdkafka_config(settings), "error_cb": errors.append}
+    admin = AdminClient(config)
+    metadata = _cluster_metadata(admin, errors, settings.bootstrap_servers, timeout)
+    _create(admin, _rules_topic(metadata, settings), timeout)
+
+
+def _rules_topic(metadata: Any, settings: Settings) -> list[NewTopic]:
     existing = metadata.topics.get(settings.topic_rules)
-    if existing is None or existing.error is not None:
-        # every worker reads every version: one partition keeps them in publication order
-        wanted.append(
-            NewTopic(
-                settings.topic_rules,
-                num_partitions=1,
-                replication_factor=rf,
-                config={"cleanup.policy": "compact"},
-            )
+    if existing is not None and existing.error is None:
+        return []
+    # every worker reads every version: one partition keeps them in publication order
+    config = {"cleanup.policy": "compact"}
+    return [
+        NewTopic(
+            settings.topic_rules,
+            num_partitions=1,
+            replication_factor=settings.replication_factor,
+            config=config,
         )
+    ]
+
+
+def _create(admin: AdminClient, wanted: list[NewTopic], timeout: float) -> None:
     if not wanted:
         return
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
