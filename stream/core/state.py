@@ -93,18 +93,16 @@ class StateCache:
 
     def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
         """Yield the keys starting with ``prefix`` and their values: the cache's view over the store's."""
-        seen: set[bytes] = set()
+        found: dict[bytes, Any] = {}
         for key, raw in self.store.scan(partition, prefix):
-            seen.add(key)
             value = self.values.get(key, _MISSING)
-            if value is _MISSING:
-                value = self.decode(key, raw)
-            if value is not None:
-                yield key, value
-        for key in sorted(k for k in self.values if k.startswith(prefix) and k not in seen):
-            value = self.values[key]
-            if value is not None:
-                yield key, value
+            found[key] = self.decode(key, raw) if value is _MISSING else value
+        for key, value in self.values.items():  # cached only: changed and not flushed yet
+            if key not in found and key.startswith(prefix):
+                found[key] = value
+        for key in sorted(found):
+            if found[key] is not None:
+                yield key, found[key]
 
     def begin(self, partition: int) -> Transaction:
         """Start one event's transaction over the keys of ``partition``."""
@@ -186,14 +184,11 @@ class Transaction:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
         """Yield the keys starting with ``prefix`` and their values, this transaction's writes included."""
-        overlay = self.overlay
-        for key, value in self.cache.scan(self.partition, prefix):
-            if key not in overlay:
-                yield key, value
-        for key in sorted(k for k in overlay if k.startswith(prefix)):
-            value = overlay[key]
-            if value is not DELETED:
-                yield key, value
+        found = dict(self.cache.scan(self.partition, prefix))
+        found.update((key, value) for key, value in self.overlay.items() if key.startswith(prefix))
+        for key in sorted(found):
+            if found[key] is not DELETED:
+                yield key, found[key]
 
     def commit(self) -> bool:
         """Apply the writes to the cache and mark their keys changed; return whether there were any."""

@@ -58,6 +58,7 @@ class Worker:
     settings: Settings
     book: RuleBook
     follower: RulesFollower | None
+    store: TableStore
 
 
 def _now_ms() -> int:
@@ -128,7 +129,8 @@ def create_worker(settings: Settings, book: RuleBook, follow_rules: bool = True)
     )
 
     calendar = Calendar(settings.timezone)
-    cache = StateCache(TableStore(table), decode_value, encode_value, size=settings.state_cache_keys)
+    store = TableStore(table)
+    cache = StateCache(store, decode_value, encode_value, size=settings.state_cache_keys)
     pipeline = Pipeline(Engine(book, calendar), topics, settings.topic_partitions, _now_ms, cache)
 
     def substitute(rejection: Rejection) -> Output:
@@ -174,7 +176,7 @@ def create_worker(settings: Settings, book: RuleBook, follow_rules: bool = True)
     for version in book.versions:
         metrics.RULES_VERSION.labels(version.version).set(1)
     metrics.GUARANTEE.labels(settings.processing_guarantee).set(1)
-    worker = Worker(app, table, pipeline, flusher, settings, book, follower)
+    worker = Worker(app, table, pipeline, flusher, settings, book, follower, store)
     from stream.runtime.web import register_views
 
     register_views(worker)

@@ -17,6 +17,10 @@ class TableStore:
     def __init__(self, table: Any) -> None:
         self.table = table
 
+    def holds(self, partition: int) -> bool:
+        """Tell whether this worker has the database of ``partition`` open (it is assigned here)."""
+        return partition in self.table.data._dbs
+
     def _db(self, partition: int) -> Any:
         return self.table.data._db_for_partition(partition)
 

@@ -49,10 +49,11 @@ def register_views(worker: Worker) -> None:
         key = user_id.encode()
         partition = partition_for(key, worker.settings.topic_partitions)
         cache = worker.pipeline.cache
-        try:
-            view = user_view(lambda k: cache.get(partition, k), key, book.latest, calendar)
-        except KeyError:  # the partition's database is not open here: another worker holds it
-            view = None
+        if not worker.store.holds(partition):
+            return self.json(
+                {"error": f"user {user_id!r} is on partition {partition}, not held here"}, status=404
+            )
+        view = user_view(lambda k: cache.get(partition, k), key, book.latest, calendar)
         if view is None:
             return self.json({"error": f"unknown user {user_id!r}"}, status=404)
         return self.json({"user_id": user_id, **view})
