@@ -16,7 +16,11 @@ def ordinal(n: int) -> str:
 
 
 def _campaign(campaign: Campaign | None) -> str:
-    return "" if campaign is None else f" (campaign '{campaign.title}', x{campaign.multiplier})"
+    if campaign is None:
+        return ""
+    m = campaign.multiplier  # a Fraction: x2, x1.5 (never x3/2)
+    times = str(m.numerator) if m.denominator == 1 else format(float(m), "g")
+    return f" (campaign '{campaign.title}', x{times})"
 
 
 def per_fact_reason(title: str, campaign: Campaign | None, capped: tuple[str, int] | None) -> str:

@@ -144,7 +144,7 @@ class RuleSpec(_Strict):
     def _caps(cls, value: dict[str, int]) -> dict[str, int]:
         for period, points in value.items():
             if type(points) is not int or points < 0:
-                raise ValueError(f"cap.{period}: must be a whole number of points >= 0")
+                raise ValueError(f"{period}: must be a whole number of points >= 0")
         return value
 
     @model_validator(mode="after")
@@ -261,11 +261,13 @@ class Rules(_Strict):
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"invalid rules file {source}:"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+        where = ".".join(str(part) for part in item["loc"] if part != "[key]")  # a bad key: its path
         message = item["msg"].removeprefix("Value error, ")
         # A model-level message may start with the field it is about ("threshold: ..."): join the paths.
         head, sep, rest = message.partition(": ")
-        if sep and re.fullmatch(r"[\w.]+", head):
+        if sep and re.fullmatch(
+            r"[\w.-]+|(?:counters|rules|campaigns)\.[^:]+", head
+        ):  # a path (a bad name too)
             where, message = (f"{where}.{head}" if where else head), rest
         lines.append(f"  {where or '(top level)'}: {message}")
     return "\n".join(lines)
