@@ -711,7 +711,7 @@ def test_take_batch_holds_the_changes_of_applied_records_only() -> None:
     assert changed_users(batch) == {b"u1"}
     assert {partition for partition, _ in batch.changes.values()} == {part("u1")}
     assert batch.last == {part("u1"): last_u1}
-    partition, raw = batch.changes[core_key("u1")]
+    _, raw = batch.changes[core_key("u1")]
     assert raw is not None and decode_value(core_key("u1"), raw)["points"] == 2
     assert pipeline.pending == 0
     assert pipeline.take_batch() == Batch()
