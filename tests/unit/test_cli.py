@@ -36,11 +36,15 @@ def test_readme_documents_every_setting() -> None:
     ("original", "broken", "field"),
     [
         (
-            "like_given:      {points: 1, daily_cap: 10}",
-            "like_given: {points: 1, daily_cap: -3}",
-            "rules.like_given.daily_cap",
+            "like_given:      {fact: like, points: 1, cap: {day: 10}",
+            "like_given:      {fact: like, points: 1, cap: {day: -3}",
+            "rules.like_given.cap",
         ),
-        ("  vote:            {points: 8}", "  vote:            {points: 8, ponits: 9}", "rules.vote.ponits"),
+        (
+            "  vote:            {fact: vote, points: 8",
+            "  vote:            {fact: vote, ponits: 9, points: 8",
+            "rules.vote.ponits",
+        ),
     ],
 )
 def test_invalid_rules_file_stops_the_worker_naming_the_field(

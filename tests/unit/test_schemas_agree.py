@@ -419,6 +419,7 @@ POINT = {
     "period": "2026-11-23",
     "source_event_id": "e1",
     "rules_version": "1",
+    "reason": "first login of the day",
     "ts": 1_795_000_000_000,
 }
 BADGE = {
@@ -485,6 +486,36 @@ def test_point_award_required_fields(missing: str) -> None:
 )
 def test_badges(changes: dict[str, Any], valid: bool) -> None:
     assert standard("rewards.badges").is_valid(BADGE | changes) is valid
+
+
+def test_the_engines_awards_match_their_schemas() -> None:
+    from zoneinfo import ZoneInfo
+
+    from stream.core.state import MemoryStore, StateCache
+    from stream.engine.layout import decode_value, encode_value
+    from stream.engine.periods import Calendar
+    from stream.engine.processor import Engine
+    from stream.events import Activity, Login, Message
+    from stream.rules import load_rules
+    from stream.rules.versions import RuleBook
+
+    engine = Engine(RuleBook.of(load_rules(), ZoneInfo("Asia/Shanghai")), Calendar("Asia/Shanghai"))
+    cache = StateCache(MemoryStore(), decode_value, encode_value)
+    t = 1_795_363_200_000 + 12 * 3_600_000
+    events = [Login("in1", "u1", "t1", t), Activity("v1", "u1", "t1", "vote", t + 1)]
+    events += [Message(f"m{i}", "u1", "t1", "file", t + 2 + i, None, "u2") for i in range(100)]
+    points, badges = [], []
+    for event in events:
+        tx = cache.begin(0)
+        out = engine.apply(event, tx, b"u1")
+        tx.commit()
+        points += [award.to_record() for award in out.points]
+        badges += [badge.to_record() for badge in out.badges]
+    assert {b["kind"] for b in badges} == {"task", "level"}
+    for record in points:
+        standard("rewards.points").validate(record)
+    for record in badges:
+        standard("rewards.badges").validate(record)
 
 
 def test_level_badge_names_its_level() -> None:
