@@ -235,7 +235,8 @@ def test_exception_mid_event_rolls_back_and_the_replay_is_not_a_duplicate(
 
     third = msg("u1", NOON + 2, event_id="m3")
     with monkeypatch.context() as patch:
-        patch.setattr(processor, "per_fact_reason", boom)
+        # raises when the 3rd message reaches daily_messages: after message_text paid and counters moved
+        patch.setattr(processor, "threshold_reason", boom)
         tx = h.cache.begin(0)
         try:
             h.engine.apply(third, tx, b"u1")
@@ -260,7 +261,8 @@ def test_exception_mid_event_then_another_event_then_the_replay(monkeypatch: pyt
 
     failing = msg("u1", NOON + 1, event_id="m-fail")
     with monkeypatch.context() as patch:
-        patch.setattr(processor, "per_fact_reason", boom)
+        # raises when message_text pays: after the core, the seen fingerprints and the day were changed
+        patch.setattr(processor, "award_id", boom)
         tx = h.cache.begin(0)
         with pytest.raises(RuntimeError):
             h.engine.apply(failing, tx, b"u1")
