@@ -19,6 +19,7 @@ from stream.engine.layout import CORE, check_core, new_core, prefix
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
+from stream.engine.retention import advance, seen_before
 from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLeft, Message
 from stream.rules.compiler import Campaign, CompiledRules, CounterStep, PointStep, Threshold
 from stream.rules.versions import RuleBook
@@ -83,10 +84,10 @@ class Engine:
         if core is not None and day.end_ms + retention <= core["wm"]:
             return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
         fp = fingerprint(event.event_id)
-        if core is not None and self._seen(tx, p, core, fp):
+        if core is not None and seen_before(tx, p, core, fp, self.calendar):
             return Outcome(status=DUPLICATE)
         core = tx.edit(core_key, new_core)
-        self._advance(tx, p, core, day, ts, retention)
+        advance(tx, p, core, day, ts, retention, self.calendar)
         seen_key = p + day.seen_key
         seen = tx.get(seen_key)
         tx.set(seen_key, (seen if seen is not None else Fingerprints()).plus(fp))
@@ -107,68 +108,6 @@ class Engine:
         if ctx.out.points:
             ctx.check_level()
         return ctx.out
-
-    # --- de-duplication and retention ---------------------------------------------------------------
-
-    def _seen(self, tx: Transaction, p: bytes, core: dict[str, Any], fp: bytes) -> bool:
-        """Tell whether any retained day has seen ``fp`` (a redelivery may carry another ``ts``)."""
-        mask, d0 = core["dm"], core["d0"]
-        day_for = self.calendar.day_for_ordinal
-        i = 0
-        while mask:
-            if mask & 1:
-                seen = tx.get(p + day_for(d0 - i).seen_key)
-                if seen is not None and fp in seen:
-                    return True
-            mask >>= 1
-            i += 1
-        return False
-
-    def _advance(
-        self, tx: Transaction, p: bytes, core: dict[str, Any], day: Day, ts: int, retention: int
-    ) -> None:
-        """Move the watermark to ``ts``, drop the periods it leaves behind, and mark ``day`` as kept."""
-        if ts > core["wm"]:
-            core["wm"] = ts
-            horizon = ts - retention
-            if 0 < core["px"] <= horizon:
-                self._prune(tx, p, core, horizon)
-        ordinal = day.ordinal
-        d0 = core["d0"]
-        if ordinal > d0:
-            core["dm"] = (core["dm"] << (ordinal - d0)) | 1 if d0 else 1
-            core["d0"] = ordinal
-        else:
-            core["dm"] |= 1 << (d0 - ordinal)
-        if not 0 < core["px"] <= day.end_ms:
-            core["px"] = day.end_ms
-
-    def _prune(self, tx: Transaction, p: bytes, core: dict[str, Any], horizon: int) -> None:
-        """Delete the periods that ended at or before ``horizon``; note the earliest end still kept."""
-        mask, d0 = core["dm"], core["d0"]
-        earliest = 0
-        while mask:
-            i = mask.bit_length() - 1
-            old = self.calendar.day_for_ordinal(d0 - i)
-            if old.end_ms > horizon:
-                earliest = old.end_ms
-                break
-            for key in (p + old.day_key, p + old.seen_key):
-                if tx.get(key) is not None:
-                    tx.delete(key)
-            mask &= ~(1 << i)
-        core["dm"] = mask
-        for kind, tag in (("weeks", b"w:"), ("months", b"m:"), ("campaigns", b"c:")):
-            kept: dict[str, int] = core[kind]
-            if any(end <= horizon for end in kept.values()):
-                for period, end in kept.items():
-                    if end <= horizon:
-                        tx.delete(p + tag + period.encode())
-                kept = core[kind] = {period: end for period, end in kept.items() if end > horizon}
-            for end in kept.values():
-                if not 0 < earliest <= end:
-                    earliest = end
-        core["px"] = earliest
 
 
 class _Context:
