@@ -421,7 +421,9 @@ class Run:
         """Run the pure engine over the run's records in this process; return events/s (see ``pure_engine``)."""
         log("pure engine: Engine.apply in this process, one transaction per event")
         per_s, n, seconds = pure_engine(list(self.records()), self.args.partitions)
-        log(f"pure engine: {n:,} events in {seconds:.2f} s, {per_s:,.0f} events/s (target > {TARGET_ENGINE:,})")
+        log(
+            f"pure engine: {n:,} events in {seconds:.2f} s, {per_s:,.0f} events/s (target > {TARGET_ENGINE:,})"
+        )
         return per_s
 
     # -- (a) ------------------------------------------------------------------------------------------------
