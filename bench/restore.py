@@ -451,7 +451,7 @@ class Run:
             raise RuntimeError(f"{result.records:,} of {expected:,} changelog records were acknowledged")
         result.end_offsets = self.end_offsets()
         log(
-            f"filled in {result.seconds:.1f} s ({users / result.seconds:,.0f} records/s, "
+            f"filled in {result.seconds:.1f} s ({result.records / result.seconds:,.0f} records/s, "
             f"{result.transactions:,} transactions)"
         )
         return result
