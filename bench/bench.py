@@ -425,7 +425,8 @@ class Run:
         log("pure engine: Engine.apply in this process, one transaction per event")
         per_s, n, seconds = pure_engine(list(self.records()), self.args.partitions)
         log(
-            f"pure engine: {n:,} events in {seconds:.2f} s, {per_s:,.0f} events/s (target > {TARGET_ENGINE:,})"
+            f"pure engine: {n:,} events in {seconds:.2f} s, {per_s:,.0f} events/s (target > {TARGET_ENGINE:,}; "
+            f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
         )
         return per_s
 
