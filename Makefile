@@ -64,7 +64,7 @@ $(QUIX_VENV)/.installed: bench/requirements-quix.txt
 bench: venv kafka $(QUIX_VENV)/.installed
 	$(BIN)/python bench/bench.py --quix-python $(QUIX_VENV)/bin/python
 
-# A worker with an empty data dir restoring its table from a changelog of one state per user.
+# A worker with an empty data dir restoring its table from a changelog of every user's state keys.
 RESTORE_USERS ?= 1000000
 RESTORE_PARTITIONS ?= 8
 

@@ -6,7 +6,9 @@ confluent-kafka consumer decoding every record, (b) a Faust agent that only deco
 through its ``stream_events_total`` counter, (d) a quix-streams application doing the base rules
 (bench/quix_reference.py, in the virtual environment of bench/requirements-quix.txt), and the pure
 ``Pipeline.run`` cost per event in this process; then the exactly_once worker's event-to-award latency at
-half its sustained rate. The awards of (d) are checked against the pipeline's on the same events. Progress
+half its sustained rate. The awards of (d) are checked against the pipeline's on the same events. Also in
+this process: the pure engine alone (``Engine.apply``, one transaction per decoded event, events/s on one
+core) and the state changelog bytes written per event (``batch.changes``), next to issue 5's figure. Progress
 goes to stderr, the table to stdout. Every topic, consumer group, subprocess and temporary directory of the
 run is removed at the end.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import os
 import re
@@ -30,16 +33,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from stream.core.state import MemoryStore, StateCache
+from stream.engine.layout import decode_value, encode_value
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
+from stream.events import decode
 from stream.feed import generate, produce
 from stream.pipeline import Pipeline, Record, Topics, partition_for
 from stream.rules import load_rules
+from stream.rules.versions import RuleBook
 from stream.runtime.kafka_config import librdkafka_config
 from stream.settings import Settings
 
@@ -76,7 +84,13 @@ REFERENCE_RULES = frozenset(
     }
 )
 TIMEZONE = "Asia/Shanghai"
-PIPELINE_BATCH = 1000  # the worker's default STREAM_BATCH_MAX
+PIPELINE_BATCH = 5000  # the worker's default STREAM_BATCH_MAX
+TARGET_ENGINE = 40_000  # events/s of the pure engine on one core
+# Bytes of state changelog per event of the issue-5 code (commit f9b2f99: one JSON document per user,
+# rewritten whole when it changes): keys + values of its batch.states, on the bench's default data
+# (200,000 records, 5,000 users, 3 days, seed 7), batches of 5,000, measured once with that commit's
+# pipeline. The same measure of this code on the same data: 202.6.
+ISSUE5_BYTES_PER_EVENT = 387
 TARGET_ALO = 2.0  # c / b under at_least_once (and c >= d)
 TARGET_EOS = 1.6  # c / b under exactly_once
 DAY_MS = 86_400_000
@@ -157,6 +171,96 @@ def quix_python(explicit: str | None) -> str | None:
     return None
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def pure_pipeline(
+    records: list[tuple[str, str, dict[str, Any]]], topics: Topics, partitions: int
+) -> tuple[float, Awards, float]:
+    """Time ``Pipeline.run`` over ``records``; return µs/event, the reference rules' awards, bytes/event.
+
+    Batches of ``PIPELINE_BATCH`` records (the worker's default), each on its user's partition, over a
+    ``StateCache`` in front of a ``MemoryStore`` that takes every batch's changes, as the worker's flush
+    does. The credits the batches emit are not fed back: this is the cost of the input records alone.
+    Bytes/event: the keys and values of every batch's ``batch.changes`` (what the state changelog and
+    the store are written), over all records; measured outside the timing.
+    """
+    book = RuleBook.of(load_rules(), ZoneInfo(TIMEZONE))
+    store = MemoryStore()
+    cache = StateCache(store, decode_value, encode_value)
+    pipeline = Pipeline(Engine(book, Calendar(TIMEZONE)), topics, partitions, _now_ms, cache)
+    dumps = orjson.dumps
+    inputs = {source: topic for topic, source in topics.sources.items()}
+    batch_records = []
+    for offset, (source, user, value) in enumerate(records):
+        key = user.encode()
+        ts = value.get("ts", 0)
+        batch_records.append(
+            Record(inputs[source], partition_for(key, partitions), offset, key, dumps(value), ts)
+        )
+    awards = Awards()
+    elapsed = 0.0
+    written = 0
+    clock = time.perf_counter
+    for start in range(0, len(batch_records), PIPELINE_BATCH):
+        chunk = batch_records[start : start + PIPELINE_BATCH]
+        began = clock()
+        batch = pipeline.run(chunk)
+        by_partition: dict[int, dict[bytes, bytes | None]] = {}
+        for key, (partition, raw) in batch.changes.items():
+            by_partition.setdefault(partition, {})[key] = raw
+        for partition, changes in by_partition.items():
+            store.write(partition, changes)
+        pipeline.trim()
+        elapsed += clock() - began
+        written += sum(len(key) + len(raw or b"") for key, (_, raw) in batch.changes.items())
+        for _, rule, kind, points in batch.awards:
+            if kind == "points" and rule in REFERENCE_RULES:
+                awards.count += 1
+                awards.points += points
+    n = len(batch_records)
+    return elapsed / n * 1e6, awards, written / n
+
+
+def pure_engine(
+    records: list[tuple[str, str, dict[str, Any]]], partitions: int, gc_every_s: float = 1.0
+) -> tuple[float, int, float]:
+    """Time ``Engine.apply`` alone over ``records``, decoded beforehand; return events/s, events, seconds.
+
+    Full default rules, one ``Transaction`` per event over an in-memory ``StateCache`` (committed, as the
+    pipeline does), in this one thread. Garbage collection as the worker's (stream/runtime/flush.py):
+    ``gc.freeze`` after the set-up, then about every second ``gc.collect(1)`` and ``gc.freeze`` (in the
+    timing). Credits are not fed back, as in ``pure_pipeline``.
+    """
+    book = RuleBook.of(load_rules(), ZoneInfo(TIMEZONE))
+    engine = Engine(book, Calendar(TIMEZONE))
+    cache = StateCache(MemoryStore(), decode_value, encode_value)
+    now = _now_ms()
+    events = []
+    for source, _user, value in records:
+        event = decode(source, orjson.dumps(value), None, now_ms=now, max_future_ms=book.max_future_ms)
+        key = event.user_id.encode()
+        events.append((event, key, partition_for(key, partitions)))
+    gc.collect()
+    gc.freeze()
+    apply, begin = engine.apply, cache.begin
+    clock = time.perf_counter
+    began = clock()
+    next_gc = began + gc_every_s
+    for i, (event, key, partition) in enumerate(events):
+        tx = begin(partition)
+        apply(event, tx, key)
+        tx.commit()
+        if i & 1023 == 0 and clock() >= next_gc:
+            gc.collect(1)
+            gc.freeze()
+            next_gc = clock() + gc_every_s
+    seconds = clock() - began
+    gc.unfreeze()
+    return len(events) / seconds, len(events), seconds
+
+
 @dataclass
 class Awards:
     """Count point awards and sum their points."""
@@ -178,6 +282,8 @@ class Results:
     d: dict[str, float | None] = field(default_factory=dict)
     d_checks: dict[str, str] = field(default_factory=dict)  # guarantee -> "ok" or what differed
     pipeline_us: float | None = None
+    engine_rate: float | None = None
+    bytes_per_event: float | None = None
     latency: tuple[float, float, int] | None = None
     paced: float | None = None
 
@@ -293,16 +399,12 @@ class Run:
 
     # -- pure pipeline ---------------------------------------------------------------------------------
 
-    def pipeline_cost(self) -> tuple[float, Awards]:
-        """Time ``Pipeline.run`` over the run's records in this process; return µs/event and its awards.
+    def pipeline_cost(self) -> tuple[float, Awards, float]:
+        """Time ``Pipeline.run`` over the run's records in this process; return µs/event, awards, bytes/event.
 
-        Batches of 1000 records (the worker's default), each on its user's partition, over an in-memory
-        store that takes every batch's states. The credits the batches emit are not fed back: this is the
-        cost of the input records alone. The awards are those of the rules (d) implements.
+        See ``pure_pipeline``. The awards are those of the rules (d) implements.
         """
         log("pure pipeline: Pipeline.run in this process")
-        rules = load_rules()
-        partitions = self.args.partitions
         topics = Topics(
             sources={self.inputs[source]: source for source in INPUTS},
             routed=f"bench-pipeline-{self.run_id}-routed",
@@ -310,49 +412,23 @@ class Run:
             badges=self.outputs["badges"],
             deadletter=self.outputs["deadletter"],
         )
-        store: dict[bytes, bytes] = {}
-
-        def load(_record: Record, user_key: bytes) -> bytes | None:
-            return store.get(user_key)
-
-        def now_ms() -> int:
-            return int(time.time() * 1000)
-
-        pipeline = Pipeline(
-            Engine(rules, Calendar(TIMEZONE)),
-            topics,
-            partitions,
-            now_ms,
-            rules.time.max_future_minutes * 60_000,
-            load,
-        )
-        dumps = orjson.dumps
-        records = []
-        for offset, (source, user, value) in enumerate(self.records()):
-            key = user.encode()
-            ts = value.get("ts", self.start_ms)
-            topic = self.inputs[source]
-            records.append(Record(topic, partition_for(key, partitions), offset, key, dumps(value), ts))
-        awards = Awards()
-        elapsed = 0.0
-        clock = time.perf_counter
-        for start in range(0, len(records), PIPELINE_BATCH):
-            chunk = records[start : start + PIPELINE_BATCH]
-            began = clock()
-            batch = pipeline.run(chunk)
-            for user_key, (_, raw) in batch.states.items():
-                store[user_key] = raw
-            pipeline.trim()
-            elapsed += clock() - began
-            for _, rule, kind, points in batch.awards:
-                if kind == "points" and rule in REFERENCE_RULES:
-                    awards.count += 1
-                    awards.points += points
-        us = elapsed / len(records) * 1e6
+        us, awards, written = pure_pipeline(list(self.records()), topics, self.args.partitions)
+        log(f"pure pipeline: {us:.1f} µs/event; base rules: {awards}")
         log(
-            f"pure pipeline: {len(records):,} records in {elapsed:.2f} s, {us:.1f} µs/event; base rules: {awards}"
+            f"state changelog: {written:,.0f} bytes written per event (keys + values of batch.changes, "
+            f"batches of {PIPELINE_BATCH:,}; issue 5: {ISSUE5_BYTES_PER_EVENT:,} bytes/event)"
         )
-        return us, awards
+        return us, awards, written
+
+    def engine_rate(self) -> float:
+        """Run the pure engine over the run's records in this process; return events/s (see ``pure_engine``)."""
+        log("pure engine: Engine.apply in this process, one transaction per event")
+        per_s, n, seconds = pure_engine(list(self.records()), self.args.partitions)
+        log(
+            f"pure engine: {n:,} events in {seconds:.2f} s, {per_s:,.0f} events/s (target > {TARGET_ENGINE:,}; "
+            f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
+        return per_s
 
     # -- (a) ------------------------------------------------------------------------------------------------
 
@@ -817,6 +893,23 @@ def table(r: Results) -> str:
         )
     else:
         lines.append(row("pure pipeline", f"{'n/a':>{num_w}}"))
+    if r.engine_rate is not None:
+        met = r.engine_rate > TARGET_ENGINE
+        lines.append(
+            row(
+                "pure engine, one core",
+                num(r.engine_rate),
+                f" events/s   (target > {TARGET_ENGINE:,}{verdict(met)})",
+            )
+        )
+    if r.bytes_per_event is not None:
+        lines.append(
+            row(
+                "state changelog bytes/event",
+                f"{r.bytes_per_event:>{num_w},.0f}",
+                f"   (issue 5: {ISSUE5_BYTES_PER_EVENT:,}; batches of {PIPELINE_BATCH:,})",
+            )
+        )
     if r.latency is not None and r.paced is not None and r.latency[2]:
         p50, p99, n = r.latency
         lines.append(
@@ -877,7 +970,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.create_topics()
         run.load()
-        results.pipeline_us, expected = run.pipeline_cost()
+        results.pipeline_us, expected, results.bytes_per_event = run.pipeline_cost()
+        results.engine_rate = run.engine_rate()
         results.a = run.client_ceiling()
         results.b = run.framework_ceiling()
         # (d) before (c): the latency measure adds records to the input topics.

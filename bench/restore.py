@@ -3,14 +3,17 @@
 Run as ``.venv/bin/python bench/restore.py --users 1000000 --partitions 8`` (``make bench-restore``). In one
 run, for a fresh app id: create the worker's topics (inputs, outputs, ``<app>-routed``, and the compacted
 changelog ``<app>-users-changelog``, all with ``--partitions`` partitions); build realistic user states
-with the real engine (default rules, Asia/Shanghai calendar) over synthetic events of ``stream.feed``;
-write one state per user to the changelog in Kafka transactions, murmur2-partitioned like the worker's
-own changelog records, so the restore reads past commit markers as in production; start ``stream
+with the real engine (default rules, Asia/Shanghai calendar) over synthetic events of ``stream.feed``, in
+a ``StateCache`` (one transaction per event, credits applied to their receivers); write each user's state
+keys (``<user>\\0core``, ``d:<day>``, ``s:<day>``, ``w:<week>``, ... as ``take_changes()`` returns them)
+to the changelog in Kafka transactions, each on its user's murmur2 partition like the worker's own
+changelog records, so the restore reads past commit markers as in production; start ``stream
 worker`` with an empty data dir and time it from process start to ``[^Worker]: Ready`` (Faust logs it
 once table recovery is complete and only then starts the web server), with the recovery phases from
 the worker's log; then check that ``GET /users/<id>`` serves the produced state of a random sample of
-users. Running the engine for every user of a large run is slow (tens of µs per event), so ``--distinct``
-states are built and each is written under several users' keys (the output says how many).
+users (``stream/engine/view.py``'s ``user_view`` of the keys produced). Running the engine for every user
+of a large run is slow, so ``--distinct`` states are built and each is written under several users' keys
+(its keys with the user part replaced; the output says how many).
 
 Progress goes to stderr, the table to stdout. Every topic, consumer group, subprocess and temporary
 directory of the run is removed at the end. Figures vary with the load of the machine: on a shared one,
@@ -40,21 +43,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from stream.core.state import MemoryStore, StateCache
+from stream.engine.layout import SEPARATOR, decode_value, encode_value, prefix
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
-from stream.engine.state import UserState
+from stream.engine.view import user_view
 from stream.events import InvalidEvent, decode
 from stream.feed import generate
 from stream.pipeline import partition_for
 from stream.rules import load_rules
+from stream.rules.versions import RuleBook
 from stream.runtime.app import STATE_TABLE
 from stream.runtime.kafka_config import librdkafka_config
-from stream.runtime.web import user_view
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,11 +198,21 @@ def seconds(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f} s"
 
 
+# One user's state: its keys without the user part (``core``, ``d:2026-11-23``, ...) and encoded values.
+Bundle = list[tuple[bytes, bytes]]
+
+
+def keyed(bundle: Bundle, user_key: bytes) -> list[tuple[bytes, bytes]]:
+    """Return a state's changelog records under ``user_key``: the keys the engine names them by."""
+    p = prefix(user_key)
+    return [(p + suffix, value) for suffix, value in bundle]
+
+
 @dataclass
 class States:
     """The distinct states built with the engine, and what building them took."""
 
-    encoded: list[bytes]
+    encoded: list[Bundle]
     events: int
     seconds: float
     invalid: int
@@ -207,6 +223,7 @@ class Fill:
     """What writing the changelog took and wrote."""
 
     records: int = 0
+    users: int = 0
     payload_bytes: int = 0  # keys and values
     value_bytes: int = 0
     transactions: int = 0
@@ -281,59 +298,74 @@ class Run:
     # -- states ----------------------------------------------------------------------------------------------
 
     def build_states(self, distinct: int) -> States:
-        """Run the engine over synthetic events of ``distinct`` users; return their encoded states.
+        """Run the engine over synthetic events of ``distinct`` users; return their states' keys.
 
         ``stream.feed.generate``: a roster record per user, then ``--events-per-user`` events per user on
-        average (Zipf-distributed: a few heavy users, many light ones) over the past two weeks. Credits an
-        event gives another user (likes, thanks, quality marks) are applied to the receiver's state here,
-        as the worker would after routing them.
+        average (Zipf-distributed: a few heavy users, many light ones) over the past two weeks, each in
+        one transaction over a ``StateCache`` on an in-memory store, as the worker's pipeline does.
+        Credits an event gives another user (likes, thanks, quality marks) are applied to the receiver's
+        state here, as the worker would after routing them. The states are the cache's ``take_changes()``.
         """
-        rules = load_rules()
-        engine = Engine(rules, Calendar(TIMEZONE))
+        book = RuleBook.of(load_rules(), ZoneInfo(TIMEZONE))
+        engine = Engine(book, Calendar(TIMEZONE))
+        cache = StateCache(MemoryStore(), decode_value, encode_value)
+        partitions = self.args.partitions
         now_ms = int(time.time() * 1000)
         span_ms = SPAN_DAYS * DAY_MS
         n = distinct * self.args.events_per_user
         log(f"building {distinct:,} distinct states with the engine over {n:,} synthetic events")
         began = time.perf_counter()
-        states: dict[str, UserState] = {}
         dumps = orjson.dumps
         invalid = applied = 0
+
+        def apply(event: Any) -> Any:
+            user_key = event.user_id.encode()
+            tx = cache.begin(partition_for(user_key, partitions))
+            try:
+                outcome = engine.apply(event, tx, user_key)
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+            return outcome
+
         for source, key, value in generate(
             n, users=distinct, seed=self.args.seed, start_ms=now_ms - span_ms - 600_000, span_ms=span_ms
         ):
             try:
-                event = decode(source, dumps(value), key.encode(), now_ms=now_ms)
+                event = decode(
+                    source, dumps(value), key.encode(), now_ms=now_ms, max_future_ms=book.max_future_ms
+                )
             except InvalidEvent:
                 invalid += 1
                 continue
-            state = states.get(event.user_id)
-            if state is None:
-                state = states[event.user_id] = UserState()
-            outcome = engine.apply(event, state)
+            outcome = apply(event)
             applied += 1
             for credit in outcome.credits:
-                receiver = states.get(credit.user_id)
-                if receiver is None:
-                    receiver = states[credit.user_id] = UserState()
-                engine.apply(credit, receiver)
+                apply(credit)
                 applied += 1
-        encoded = [state.encode() for state in states.values()]
+        bundles: dict[bytes, Bundle] = {}
+        for key, (_, value) in sorted(cache.take_changes().items()):
+            if value is not None:  # a key deleted again (a pruned period) is no state
+                user, _, suffix = key.partition(SEPARATOR)
+                bundles.setdefault(user, []).append((suffix, value))
+        encoded = list(bundles.values())
         elapsed = time.perf_counter() - began
         log(
-            f"built {len(encoded):,} states from {applied:,} events and credits in {elapsed:.1f} s"
-            + (f" ({invalid:,} invalid events skipped)" if invalid else "")
+            f"built {len(encoded):,} states ({sum(map(len, encoded)):,} keys) from {applied:,} events and "
+            f"credits in {elapsed:.1f} s" + (f" ({invalid:,} invalid events skipped)" if invalid else "")
         )
         return States(encoded, applied, elapsed, invalid)
 
     # -- changelog ---------------------------------------------------------------------------------------------
 
-    def fill(self, states: list[bytes], sample: dict[bytes, bytes]) -> Fill:
-        """Write one state per user to the changelog, ``--transaction`` records per Kafka transaction.
+    def fill(self, states: list[Bundle], sample: dict[bytes, Bundle]) -> Fill:
+        """Write each user's state keys to the changelog, about ``--transaction`` records per transaction.
 
-        User i gets ``states[i % len(states)]``. murmur2 partitioning (``murmur2_random``, as the worker's
-        producer and Kafka's Java client): each record lands on its user's partition. The state written for
-        each key of ``sample`` is put in it, and the partition its delivery report names is recorded, to be
-        checked against ``partition_for``.
+        User i gets ``states[i % len(states)]``, its keys under user i's prefix. Every record goes to its
+        user's partition (murmur2 of the user id, as the worker's flush writes its changelog). The state
+        written for each user of ``sample`` is put in it, and the partition its delivery reports name is
+        recorded, to be checked against ``partition_for``.
         """
         users, per_txn = self.args.users, self.args.transaction
         result = Fill()
@@ -350,7 +382,7 @@ class Run:
             delivered(err, msg)
             key = msg.key()
             if err is None and key is not None:
-                result.sample_partitions[key] = msg.partition() or 0
+                result.sample_partitions[key.partition(SEPARATOR)[0]] = msg.partition() or 0
 
         producer = Producer(
             {
@@ -370,45 +402,56 @@ class Run:
         topic = self.changelog
         produce = producer.produce
         distinct = len(states)
-        log(f"filling {topic}: {users:,} records, {per_txn:,} per transaction")
+        partitions = self.args.partitions
+        expected = sum(len(states[i % distinct]) for i in range(users))
+        log(f"filling {topic}: {users:,} users, {expected:,} records, ~{per_txn:,} per transaction")
         began = time.perf_counter()
         next_log = began + 10
-        keys = values = 0
-        for start in range(0, users, per_txn):
-            producer.begin_transaction()
-            for i in range(start, min(users, start + per_txn)):
-                key = user_id(i).encode()
-                value = states[i % distinct]
+        keys = values = written = in_txn = 0
+        producer.begin_transaction()
+        for i in range(users):
+            user_key = user_id(i).encode()
+            bundle = states[i % distinct]
+            partition = partition_for(user_key, partitions)
+            if user_key in sample:
+                sample[user_key] = bundle
+                on_delivery: Callable[[KafkaError | None, Message], None] = sampled
+            else:
+                on_delivery = delivered
+            for key, value in keyed(bundle, user_key):
                 keys += len(key)
                 values += len(value)
-                if key in sample:
-                    sample[key] = value
-                    on_delivery: Callable[[KafkaError | None, Message], None] = sampled
-                else:
-                    on_delivery = delivered
                 while True:
                     try:
-                        produce(topic, value, key, on_delivery=on_delivery)
+                        produce(topic, value, key, partition=partition, on_delivery=on_delivery)
                         break
                     except BufferError:
                         producer.poll(0.05)
-            producer.commit_transaction(120)  # flushes: every record of the transaction is acknowledged
-            result.transactions += 1
-            if failures:
-                raise RuntimeError(f"{len(failures)} changelog records failed, first: {failures[0]}")
+            written += len(bundle)
+            in_txn += len(bundle)
+            if in_txn >= per_txn or i == users - 1:
+                producer.commit_transaction(120)  # flushes: every record of it is acknowledged
+                result.transactions += 1
+                in_txn = 0
+                if failures:
+                    raise RuntimeError(f"{len(failures)} changelog records failed, first: {failures[0]}")
+                if i < users - 1:
+                    producer.begin_transaction()
             if time.perf_counter() > next_log:
-                done = min(users, start + per_txn)
-                log(f"  {done:,} / {users:,} records ({done / (time.perf_counter() - began):,.0f}/s)")
+                log(
+                    f"  {written:,} / {expected:,} records ({written / (time.perf_counter() - began):,.0f}/s)"
+                )
                 next_log += 10
         result.seconds = time.perf_counter() - began
         result.records = sum(per_partition.values())
+        result.users = users
         result.payload_bytes = keys + values
         result.value_bytes = values
-        if result.records != users:
-            raise RuntimeError(f"{result.records:,} of {users:,} changelog records were acknowledged")
+        if result.records != expected:
+            raise RuntimeError(f"{result.records:,} of {expected:,} changelog records were acknowledged")
         result.end_offsets = self.end_offsets()
         log(
-            f"filled in {result.seconds:.1f} s ({users / result.seconds:,.0f} records/s, "
+            f"filled in {result.seconds:.1f} s ({result.records / result.seconds:,.0f} records/s, "
             f"{result.transactions:,} transactions)"
         )
         return result
@@ -445,7 +488,7 @@ class Run:
         env.update({var: self.outputs[name] for name, var in OUTPUTS.items()})
         return env
 
-    def restore(self, sample: dict[bytes, bytes]) -> Restore:
+    def restore(self, sample: dict[bytes, Bundle]) -> Restore:
         """Start the worker on an empty data dir; follow its log until it is ready or the time is up."""
         port = free_port()
         log_path = self.tmp / "worker.log"
@@ -516,14 +559,15 @@ class Run:
         self.check_sample(port, sample, result)
         return result
 
-    def check_sample(self, port: int, sample: dict[bytes, bytes], result: Restore) -> None:
-        """GET /users/<id> for every sampled user and compare with the view of the state produced."""
-        levels = [level.name for level in load_rules().levels]
-        for key, value in sample.items():
+    def check_sample(self, port: int, sample: dict[bytes, Bundle], result: Restore) -> None:
+        """GET /users/<id> for every sampled user and compare with the view of the state keys produced."""
+        rules = RuleBook.of(load_rules(), ZoneInfo(TIMEZONE)).latest
+        calendar = Calendar(TIMEZONE)
+        for key, bundle in sample.items():
             uid = key.decode()
-            expected = orjson.loads(
-                orjson.dumps({"user_id": uid, **user_view(UserState.decode(value), levels)})
-            )
+            produced = {k: decode_value(k, v) for k, v in keyed(bundle, key)}
+            view = user_view(produced.get, key, rules, calendar)
+            expected = orjson.loads(orjson.dumps({"user_id": uid, **(view or {})}))
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/{uid}", timeout=10) as resp:
                     served = orjson.loads(resp.read())
@@ -692,8 +736,10 @@ def table(args: argparse.Namespace, states: States, fill: Fill, restore: Restore
             f"{distinct:,} from {states.events:,} events and credits in {states.seconds:.1f} s"
             + (f"; each written under ~{users / distinct:,.1f} users' keys" if distinct < users else ""),
         ),
+        ("changelog records", f"{fill.records:,} state keys ({fill.records / max(1, users):,.1f} per user)"),
         ("changelog bytes", f"{fill.payload_bytes:,} (keys + values, uncompressed)"),
-        ("avg state bytes", f"{avg_state:,.0f}"),
+        ("avg state key value bytes", f"{avg_state:,.0f}"),
+        ("avg state bytes per user", f"{fill.payload_bytes / max(1, users):,.0f} (keys + values)"),
         (
             "records per partition",
             f"{min(fill.per_partition.values()):,} to {max(fill.per_partition.values()):,}",
@@ -767,7 +813,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--users", type=int, default=1_000_000, help="users = changelog records (default 1000000)"
+        "--users",
+        type=int,
+        default=1_000_000,
+        help="users whose states the changelog holds (default 1000000)",
     )
     parser.add_argument("--partitions", type=int, default=8, help="partitions per topic (default 8)")
     parser.add_argument(
@@ -818,7 +867,9 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args)
     log(f"run {run.run_id}: {args.users:,} users, {args.partitions} partitions, broker {args.bootstrap}")
     rng = random.Random(args.seed)
-    sample = {user_id(i).encode(): b"" for i in rng.sample(range(args.users), min(args.sample, args.users))}
+    sample: dict[bytes, Bundle] = {
+        user_id(i).encode(): [] for i in rng.sample(range(args.users), min(args.sample, args.users))
+    }
     try:
         run.create_topics()
         states = run.build_states(max(2, min(args.users, args.distinct)))

@@ -120,7 +120,7 @@ def compare(
 
     Checks: each user's balance (SPEC: points of granted, activated and revoked awards, each award id
     once) and the points and award count of every (user, rule); no award id with two different
-    contents (the whole JSON value); level badges per user; under ``exactly_once`` no award id twice.
+    contents (the whole JSON value); task and achievement badges per (user, badge); level badges per user; under ``exactly_once`` no award id twice.
     """
     verdict = Verdict()
     points = read_topic(bootstrap, points_topic)
@@ -154,10 +154,13 @@ def compare(
     got_points: dict[tuple[str, str], int] = defaultdict(int)
     got_awards: Counter[tuple[str, str]] = Counter()
     got_levels: dict[str, set[str]] = defaultdict(set)
+    got_badges: Counter[tuple[str, str]] = Counter()
     for value in contents.values():
         if "badge" in value:
             if value.get("kind") == "level":
                 got_levels[value["user_id"]].add(value["badge"])
+            elif value.get("kind") in ("task", "achievement"):
+                got_badges[(value["user_id"], value["badge"])] += 1
             continue
         if value.get("status") in COUNTED:
             got_points[(value["user_id"], value["rule"])] += value["points"]
@@ -172,6 +175,7 @@ def compare(
             _diff("user totals", {u: p for u, p in totals.items() if p}, want_totals),
             _diff("(user, rule) points", got_points, expected.points),
             _diff("(user, rule) award counts", got_awards, expected.awards),
+            _diff("(user, badge) task and achievement badges", got_badges, expected.badges),
         )
         if problem
     ]

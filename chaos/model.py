@@ -1,14 +1,27 @@
-"""Compute the exact awards SPEC's base rules owe for a list of valid events, independently of the engine.
+"""Compute the exact awards SPEC's per-user programme owes for a list of valid events, independently.
 
-A second, deliberately plain implementation of the per-user rules the engine applies today (base points
-with daily caps, anti-gaming, daily login, thanks cards and quality marks credited to the receiver,
-message thresholds such as ``weekly_active_100``, levels), so that a disagreement with a real worker is
-either a bug here or a bug in the engine. It reads the numbers from the rules YAML with PyYAML and never
-imports ``stream``. Days, ISO weeks and months are calendar periods of the configured time zone.
+A second, deliberately plain implementation of SPEC's "Default rules" for one user at a time, so that a
+disagreement with a real worker is either a bug here or a bug in the engine:
+
+- base behaviour points (daily login, messages by kind, replies, votes, groups created with members,
+  likes given with their daily cap, thanks cards and quality marks paid to the receiver);
+- anti-gaming: self-likes, self-thanks and self-marks count for nothing, likes from one user to the same
+  user count at most ``like_pair_daily_limit`` a day, for points and for every counter;
+- thresholds, each paid once per period when its count first reaches it: ``weekly_active_100``, the
+  daily tasks (3 messages, 2 counted likes given, 1 feed view), the weekly tasks (3 distinct groups
+  spoken in, 1 vote, a login streak of 5 consecutive days reached on a day of the week; streaks run
+  across week boundaries), the lifetime growth achievements (1,000 messages, 100 counted likes received,
+  5 groups created); the task and achievement badges that go with them;
+- levels from lifetime points.
+
+It reads the numbers (points, thresholds, caps, limits, levels) from the rules YAML with PyYAML and
+never imports ``stream``: which rule counts what is written out here by hand, from SPEC. Days, ISO weeks
+and months are calendar periods of the configured time zone.
 
 Everything it computes is independent of the order events are processed in, as the engine's totals must
-be: a daily cap or a pair limit decides *which* event earns, not *how many* do. The only exception is the
-retention (``too_late``), which the chaos traffic stays well inside.
+be: a daily cap or a pair limit decides *which* event earns, not *how many* do; a threshold is reached
+in a period or not; a streak day is a day whose four previous days also saw a login. The only exception
+is the retention (``too_late``), which the chaos traffic stays well inside.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,14 +39,18 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT / "stream" / "rules" / "default.yaml"
 
+MESSAGE_RULES = {"text": "message_text", "voice": "message_voice", "video": "message_video"}
+MESSAGE_RULES |= {"file": "message_file", "image": "message_image"}
+
 
 @dataclass
 class Expected:
-    """What the traffic must earn: points and award counts per user and rule, level badges per user."""
+    """What the traffic must earn: points and awards per (user, rule), badges and level badges per user."""
 
     points: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (user, rule)
     awards: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, rule) -> awards
     levels: dict[str, set[str]] = field(default_factory=dict)  # user -> level names reached above the first
+    badges: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, badge) -> task/achievement
 
     def totals(self) -> dict[str, int]:
         """Return each user's balance (users with no points are left out)."""
@@ -59,29 +76,44 @@ class _Periods:
 
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
+        self._cache: dict[int, tuple[date, str, str, str]] = {}
 
-    def of(self, ts_ms: int) -> tuple[str, str, str]:
-        local = datetime.fromtimestamp(ts_ms / 1000, self.zone).date()
-        year, week, _ = local.isocalendar()
-        return local.isoformat(), f"{year}-W{week:02d}", f"{local.year}-{local.month:02d}"
+    def of(self, ts_ms: int) -> tuple[date, str, str, str]:
+        """Return (local date, day name, week name, month name); cached per quarter of an hour."""
+        quarter = ts_ms // 900_000  # every zone offset is whole quarters: a quarter is in one local day
+        hit = self._cache.get(quarter)
+        if hit is None:
+            local = datetime.fromtimestamp(quarter * 900, self.zone).date()
+            hit = self._cache[quarter] = (local, *_names(local))
+        return hit
+
+
+def _names(local: date) -> tuple[str, str, str]:
+    year, week, _ = local.isocalendar()
+    return local.isoformat(), f"{year}-W{week:02d}", f"{local.year}-{local.month:02d}"
 
 
 class Model:
-    """Replay valid events through SPEC's base rules and collect the expected awards."""
+    """Replay valid events through SPEC's per-user rules and collect the expected awards."""
 
     def __init__(self, rules_file: Path = DEFAULT_RULES, timezone: str = "Asia/Shanghai") -> None:
         doc = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+        if doc.get("campaigns"):
+            raise ValueError("the chaos model knows no campaigns: run it with rules that have none")
         self.rules: dict[str, dict[str, Any]] = doc["rules"]
-        self.pair_limit: int = doc.get("anti_gaming", {}).get("like_pair_daily_limit", 5)
-        self.thresholds: dict[str, dict[str, Any]] = doc.get("thresholds", {})
+        gaming = doc.get("anti_gaming", {})
+        self.pair_limit: int = gaming.get("like_pair_daily_limit", 5)
+        self.min_invited: int = gaming.get("group_min_invited", 1)
         self.levels: list[dict[str, Any]] = doc["levels"]
         self.periods = _Periods(timezone)
         self.expected = Expected()
         self._seen: set[tuple[str, str]] = set()  # (user, event id)
-        self._paid_today: Counter[tuple[str, str, str]] = Counter()  # (user, day, rule) -> points
-        self._likes: Counter[tuple[str, str, str]] = Counter()  # (giver, day, receiver) -> counted likes
-        self._messages: Counter[tuple[str, str, str]] = Counter()  # (user, period kind, period) -> messages
-        self._logged_in: set[tuple[str, str]] = set()  # (user, day)
+        self._paid: Counter[tuple[str, str, str]] = Counter()  # (user, day, rule) -> points (daily caps)
+        self._pairs: Counter[tuple[str, str, str]] = Counter()  # (giver, day, receiver) -> counted likes
+        self._counts: Counter[tuple[str, str, str]] = Counter()  # (user, counter, period) -> count
+        self._distinct: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self._done: set[tuple[str, str, str]] = set()  # (user, threshold rule, period) paid
+        self._login_days: dict[str, set[int]] = defaultdict(set)  # user -> date ordinals with a login
 
     # --- input --------------------------------------------------------------------------------
 
@@ -98,44 +130,49 @@ class Model:
         user = e["user_id"]
         if not self._first(user, e["event_id"]):
             return
-        day, week, month = self.periods.of(e["ts"])
+        local, day, week, _month = self.periods.of(e["ts"])
         if source == "message":
-            self._pay(user, day, "message_" + e["kind"])
+            self._pay(user, day, MESSAGE_RULES[e["kind"]])
             reply_to = e.get("reply_to_user_id")
             if reply_to is not None and reply_to != user:
                 self._pay(user, day, "reply")
-            names = {"day": day, "week": week, "month": month}
-            for name, t in self.thresholds.items():
-                if t["counter"] != "messages":
-                    continue
-                key = (user, t["period"], names[t["period"]])
-                self._messages[key] += 1
-                if self._messages[key] == t["threshold"] and t["points"] > 0:
-                    self._award(user, name, t["points"])
+            self._count(user, "messages_day", day, "daily_messages")
+            self._count(user, "messages_week", week, "weekly_active_100")
+            self._count(user, "messages_lifetime", "lifetime", "messages_1000")
+            group = e.get("group_id")
+            if group is not None:
+                self._distinct[(user, "groups_week", week)].add(group)
+                self._check(user, "weekly_groups", week, len(self._distinct[(user, "groups_week", week)]))
         elif source == "like":
             target = e["target_user_id"]
-            if target == user or self._likes[(user, day, target)] >= self.pair_limit:
-                return
-            self._likes[(user, day, target)] += 1
+            if target == user or self._pairs[(user, day, target)] >= self.pair_limit:
+                return  # counts for nothing, anywhere
+            self._pairs[(user, day, target)] += 1
             self._pay(user, day, "like_given")
+            self._count(user, "likes_given_day", day, "daily_likes")
+            # The receiver counts the like once, by the source event's id.
+            if self._first(target, "like:" + e["event_id"]):
+                self._count(target, "likes_received", "lifetime", "likes_received_100")
         elif source == "login":
-            if (user, day) not in self._logged_in:
-                self._logged_in.add((user, day))
-                self._pay(user, day, "daily_login")
+            self._count(user, "logins_day", day, "daily_login")
+            self._login_days[user].add(local.toordinal())
         elif source == "activity":
             kind = e["type"]
             if kind == "vote":
                 self._pay(user, day, "vote")
+                self._count(user, "votes_week", week, "weekly_vote")
+            elif kind == "feed_view":
+                self._count(user, "feed_views_day", day, "daily_feed_view")
             elif kind == "group_created":
-                if (e.get("invited_count") or 0) >= self.rules["group_created"].get("min_invited", 1):
+                if (e.get("invited_count") or 0) >= self.min_invited:
                     self._pay(user, day, "group_created")
+                    self._count(user, "groups_created", "lifetime", "groups_created_5")
             elif kind in ("thanks_card", "quality_marked"):
                 target = e.get("target_user_id")
                 if target is None or target == user:
                     return
                 rule = "thanks_received" if kind == "thanks_card" else "quality_bonus"
-                # The receiver counts the credit once, by the source event's id.
-                if self._first(target, f"{rule}:{e['event_id']}"):
+                if self._first(target, f"{kind}:{e['event_id']}"):
                     self._pay(target, day, rule)
         else:
             raise ValueError(f"unknown source {source!r}")
@@ -143,7 +180,13 @@ class Model:
     # --- results ------------------------------------------------------------------------------
 
     def result(self) -> Expected:
-        """Return the expected awards, with the levels each user's final balance reached."""
+        """Return the expected awards: the login streaks' weeks, then the levels of the final balances."""
+        for user, days in self._login_days.items():
+            need = self.rules["weekly_login_streak"]["threshold"]
+            for o in days:
+                if all(o - i in days for i in range(1, need)):  # o ends a streak of >= need days
+                    _, _, week, _ = self.periods.of(_noon_ms(o, self.periods.zone))
+                    self._check(user, "weekly_login_streak", week, need)
         exp = self.expected
         for user, total in exp.totals().items():
             reached = {lv["name"] for lv in self.levels[1:] if total >= lv["min_points"]}
@@ -161,24 +204,45 @@ class Model:
         return True
 
     def _pay(self, user: str, day: str, rule: str) -> None:
-        """Pay a base rule within its daily cap (a partial payment when the cap cuts it)."""
+        """Pay a per-event rule within its daily cap (a partial payment when the cap cuts it)."""
         spec = self.rules[rule]
-        points = spec["points"]
+        points = spec.get("points", 0)
         if not spec.get("enabled", True) or points <= 0:
             return
-        cap = spec.get("daily_cap")
+        cap = (spec.get("cap") or {}).get("day")
         if cap is not None:
-            points = min(points, cap - self._paid_today[(user, day, rule)])
+            points = min(points, cap - self._paid[(user, day, rule)])
             if points <= 0:
                 return
-        self._paid_today[(user, day, rule)] += points
+        self._paid[(user, day, rule)] += points
         self._award(user, rule, points)
+
+    def _count(self, user: str, counter: str, period: str, rule: str) -> None:
+        key = (user, counter, period)
+        self._counts[key] += 1
+        self._check(user, rule, period, self._counts[key])
+
+    def _check(self, user: str, rule: str, period: str, n: int) -> None:
+        """Pay threshold ``rule`` once in ``period`` when the count ``n`` has reached it."""
+        spec = self.rules[rule]
+        if not spec.get("enabled", True) or n < spec["threshold"] or (user, rule, period) in self._done:
+            return
+        self._done.add((user, rule, period))
+        if spec.get("points", 0) > 0:
+            self._award(user, rule, spec["points"])
+        if spec.get("badge") is not None:
+            self.expected.badges[(user, rule)] += 1
 
     def _award(self, user: str, rule: str, points: int) -> None:
         self.expected.points[(user, rule)] += points
         self.expected.awards[(user, rule)] += 1
 
 
+def _noon_ms(ordinal: int, zone: ZoneInfo) -> int:
+    d = date.fromordinal(ordinal)
+    return int(datetime(d.year, d.month, d.day, 12, tzinfo=zone).timestamp() * 1000)
+
+
 def expect(records: Iterable[tuple[str, Any, Any]], rules_file: Path = DEFAULT_RULES) -> Expected:
-    """Return the awards SPEC's base rules owe for ``records`` (valid events only)."""
+    """Return the awards SPEC's per-user rules owe for ``records`` (valid events only)."""
     return Model(rules_file).feed(records).result()

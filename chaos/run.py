@@ -3,7 +3,7 @@
 Run as ``.venv/bin/python chaos/run.py`` (``make chaos``; ``--help`` lists the options). Each fault runs
 on its own fresh topics and app id against real ``stream worker`` processes, feeds valid traffic
 (``chaos/traffic.py``: ``stream/feed.py``'s synthetic events, exact re-deliveries, edge cases) and
-compares what the workers published with what an independent model of SPEC's base rules
+compares what the workers published with what an independent model of SPEC's per-user rules
 (``chaos/model.py``) expects: every user's balance, the points and award count of every (user, rule),
 the level badges, no award id with two contents and, under ``exactly_once``, no award id twice when
 read with ``isolation.level=read_committed``.

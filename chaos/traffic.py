@@ -113,7 +113,7 @@ def edge_cases(now_ms: int, seed: int, timezone: str) -> list[Record]:
     e.add("activity", u[8], at(3, 10, 3), type="quality_marked", target_user_id=f"edge{seed}-ghost")
     dup = e.add("activity", u[9], at(3, 10, 4), type="thanks_card", target_user_id=u[8])
     e.again(dup, "activity")
-    # Groups: no invitee, one invitee, with unknown extra fields; votes; feed views earn nothing.
+    # Groups: no invitee, one invitee, with unknown extra fields; a vote; a feed view (the daily task).
     e.add("activity", u[10], at(4, 9), type="group_created", group_id="gedge-0", invited_count=0)
     e.add(
         "activity", u[10], at(4, 9, 1), type="group_created", group_id="gedge-1", invited_count=1, extra=[1]
