@@ -206,6 +206,10 @@ class BatchFlusher:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.window_s)
             self._full.clear()
+            if self.before_batch is not None:
+                # Also when no input arrives: a version published to an idle worker is known at once
+                # (GET /rules, /health) instead of at the next fetched record.
+                self.before_batch()
             if self.pipeline.pending:
                 await self._flush_or_crash()
             collector.step()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from stream.rules.compiler import CompiledRules
 from stream.rules.model import RulesError
@@ -29,6 +29,16 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+# What a just-created topic's partitions answer until their leader is elected.
+_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +100,9 @@ def read_published(settings: Settings, timeout: float = 30.0) -> list[Published]
         topic = settings.topic_rules
         partitions = _partitions(consumer, topic, timeout)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        ends: dict[int, int] = {}
-        for p in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            ends[p] = high
-        found: dict[str, Published] = {}
         deadline = time.monotonic() + timeout
+        ends = {p: _high_watermark(consumer, TopicPartition(topic, p), deadline) for p in partitions}
+        found: dict[str, Published] = {}
         positions = {p: 0 for p in partitions}
         while any(positions[p] < ends[p] for p in partitions):
             if time.monotonic() > deadline:
@@ -118,6 +125,21 @@ def read_published(settings: Settings, timeout: float = 30.0) -> list[Published]
         return list(found.values())
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, deadline: float) -> int:
+    """Return a partition's end; retry while the broker is not ready to say (a topic created just now)."""
+    while True:
+        try:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=max(0.1, deadline - time.monotonic()))
+            return int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if (error is not None and not error.retriable() and error.code() not in _NOT_READY) or (
+                time.monotonic() >= deadline
+            ):
+                raise RulesError(f"could not read the end of the rules topic {tp.topic!r}: {exc}") from exc
+            time.sleep(0.2)
 
 
 def _decode(value: bytes | None) -> Published | None:

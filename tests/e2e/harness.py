@@ -32,6 +32,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def code_env() -> dict[str, str]:
+    """Return PYTHONPATH with this checkout first, so ``python -m stream`` runs the code under test.
+
+    The venv's ``stream`` package may be an editable install of another checkout; a path on PYTHONPATH
+    comes before it on sys.path.
+    """
+    rest = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": os.pathsep.join([str(ROOT), *([rest] if rest else [])])}
+
+
+def run_stream(
+    args: list[str], env: Mapping[str, str], timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m stream ARGS`` of this checkout with ``env`` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args],
+        env={**os.environ, **code_env(), **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class Topics:
     """A private set of input and output topic names for one test."""
@@ -51,6 +76,8 @@ class Topics:
             "STREAM_TOPIC_LOGINS": self.source("login"),
             "STREAM_TOPIC_ACTIVITIES": self.source("activity"),
             "STREAM_TOPIC_MEMBERS": self.source("member"),
+            # A private rules topic: a version one test publishes must not reach another test's workers.
+            "STREAM_TOPIC_RULES": f"{self.prefix}.rules",
         }
         for kind in OUTPUTS:
             names[f"STREAM_TOPIC_{kind.upper()}"] = self.output(kind)
@@ -67,6 +94,7 @@ class WorkerProcess:
         self.log_path = workdir / f"{app_id}-{self.port}.log"
         self.env = {
             **os.environ,
+            **code_env(),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "STREAM_APP_ID": app_id,
             "STREAM_DATA_DIR": str(workdir / f"data-{app_id}"),

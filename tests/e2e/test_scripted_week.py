@@ -80,7 +80,9 @@ def build_script() -> tuple[Script, list[tuple[str, str | None, bytes]]]:
         s.records.append(("member", user, {"user_id": user, "team_id": team, "joined_at": at(-60, 9, 0)}))
     s.records.append(("member", "gone", None))  # tombstone: the user left
 
-    # alice: 5 + 6 + 5 + 10 + 5 + 2 + 10 + 8 + 5 + 2 = 58
+    # alice: 5 + 6 + 5 + 10 + 5 + 2 + 10 + 8 + 5 + 2 = 58 of base points, and the tasks:
+    # daily_messages 5 (7 messages on Monday), daily_likes 5 (11 counted likes on Monday), weekly_vote 30
+    # (her Monday vote). No streak (2 days), one group only (g1). Total 98.
     s.login("alice", "T1", at(0, 9, 0))  # daily_login 5
     s.login("alice", "T1", at(0, 9, 5))  # second login of the day: 0
     for minute in (10, 11, 12):
@@ -104,24 +106,28 @@ def build_script() -> tuple[Script, list[tuple[str, str | None, bytes]]]:
     s.msg("alice", "T1", at(-40, 12, 0))  # 40 days before her latest event: dead letter too_late
 
     # bob: 99 texts Mon..Sat, the 100th on Sunday 23:59:59 -> 200 + weekly_active_100 100;
-    # one more on next Monday 00:00:01 (new ISO week): 2; thanks from alice 20. Total 322.
+    # one more on next Monday 00:00:01 (new ISO week): 2; thanks from alice 20; daily_messages on
+    # Mon..Sat (17, 17, 17, 17, 17, 14 messages; Sunday and next Monday have 1 each): 6 x 5 = 30.
+    # Likes received: 5 counted from alice (no achievement). Total 352.
     for i in range(99):
         s.msg("bob", "T1", at(i // 17, 8, i % 17))
     s.msg("bob", "T1", at(6, 23, 59, 59))
     s.msg("bob", "T1", at(7, 0, 0, 1))
 
-    # carol: group with 3 invited 15; group with nobody invited 0; feed view 0; vote 8; quality mark 10 = 33
+    # carol: group with 3 invited 15; group with nobody invited 0; feed view 0; vote 8; quality mark 10 = 33;
+    # tasks: daily_feed_view 5 (Wednesday), weekly_vote 30. Total 68.
     s.act("carol", "T2", "group_created", at(2, 10, 0), group_id="g7", invited_count=3)
     s.act("carol", "T2", "group_created", at(2, 10, 5), group_id="g8", invited_count=0)
     s.act("carol", "T2", "feed_view", at(2, 11, 0))
     s.act("carol", "T2", "vote", at(2, 12, 0))
 
-    # dave: thanks to himself 0; marks carol's reply (carol +10, dave 0); login 5. Total 5.
+    # dave: thanks to himself 0; marks carol's reply (carol +10, dave 0); login 5; no task. Total 5.
     s.act("dave", "T2", "thanks_card", at(3, 9, 0), target_user_id="dave")
     s.act("dave", "T2", "quality_marked", at(3, 9, 5), target_user_id="carol")
     s.login("dave", "T2", at(3, 8, 0))
 
-    # eve: 100 file messages in week A: 1000 + weekly_active_100 100 = 1100; reaches communicator (1000).
+    # eve: 100 file messages in week A: 1000 + weekly_active_100 100 = 1100; daily_messages Mon..Fri (20 a
+    # day): 5 x 5 = 25. Total 1125; reaches communicator (1000).
     for i in range(100):
         s.msg("eve", "T3", at(i // 20, 14, i % 20), kind="file")
 
@@ -165,7 +171,7 @@ def build_script() -> tuple[Script, list[tuple[str, str | None, bytes]]]:
     return s, bad
 
 
-EXPECTED_POINTS = {"alice": 58, "bob": 322, "carol": 33, "dave": 5, "eve": 1100}
+EXPECTED_POINTS = {"alice": 98, "bob": 352, "carol": 68, "dave": 5, "eve": 1125}
 EXPECTED_DEAD = {
     "not_json": 1,
     "missing_field": 1,
@@ -223,7 +229,32 @@ def test_scripted_week(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
         assert [a["points"] for a in by_rule[("bob", "thanks_received")]] == [20]
         assert [a["points"] for a in by_rule[("carol", "quality_bonus")]] == [10]
 
-        assert [(b["user_id"], b["badge"], b["kind"]) for b in badges] == [("eve", "communicator", "level")]
+        levels = [(b["user_id"], b["badge"], b["kind"]) for b in badges if b["kind"] == "level"]
+        assert levels == [("eve", "communicator", "level")]
+        # Task badges, with the period each counted in; no achievement (no lifetime threshold is reached).
+        days = [(MONDAY + timedelta(days=d)).isoformat() for d in range(7)]
+        week = f"{iso.year}-W{iso.week:02d}"
+        tasks = sorted((b["user_id"], b["badge"], b["period"]) for b in badges if b["kind"] == "task")
+        assert tasks == sorted(
+            [
+                ("alice", "daily_messages", days[0]),
+                ("alice", "daily_likes", days[0]),
+                ("alice", "weekly_vote", week),
+                *[("bob", "daily_messages", days[d]) for d in range(6)],
+                ("carol", "daily_feed_view", days[2]),
+                ("carol", "weekly_vote", week),
+                *[("eve", "daily_messages", days[d]) for d in range(5)],
+            ]
+        )
+        assert {b["kind"] for b in badges} == {"level", "task"}
+        assert len({b["award_id"] for b in badges}) == len(badges)
+        # Each task badge comes with its points, in the same period.
+        task_points = sorted(
+            (a["user_id"], a["rule"], a["period"]) for a in points if a["rule"] in {t[1] for t in tasks}
+        )
+        assert task_points == tasks
+        assert {a["points"] for a in points if a["rule"].startswith("daily_")} == {5}
+        assert {a["points"] for a in points if a["rule"].startswith("weekly_v")} == {30}
 
         # Dead letters carry the original coordinates and the raw value.
         bad_json = next(d for d in dead if d["reason"] == "not_json")
@@ -243,7 +274,7 @@ def test_scripted_week(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
                 validator.validate(record)
 
         # The query API agrees with the awards, and some users were re-routed.
-        assert worker.get("/users/alice")["points"] == 58
+        assert worker.get("/users/alice")["points"] == 98
         assert worker.get("/users/eve")["level"] == "communicator"
         metrics = worker.metrics()
         forwarded = sum(v for k, v in metrics.items() if 'outcome="forwarded"' in k)
