@@ -3,8 +3,8 @@
 - ``Store`` is what persists a partition's keys (RocksDB behind the worker, a dict in tests).
 - ``StateCache`` holds decoded values in front of a store, in memory, and remembers which keys changed
   since the last flush (only those are written: per event, only the keys that changed).
-- ``Transaction`` is one event's view: reads go through to the cache, writes stay in an overlay until
-  ``commit``; an exception before it (``rollback``) leaves nothing behind.
+- ``Transaction`` is one event's view: reads and writes go to the cache, and the first write of each key
+  remembers what it replaced, so ``rollback`` (after an exception) leaves nothing behind.
 
 Values are decoded Python objects. A value read with ``get`` must not be changed in place: ``edit``
 returns a private copy that the transaction owns (copy on first write), ``set`` replaces a value.
@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-DELETED: Any = object()  # the overlay's marker of a deleted key
 _MISSING: Any = object()
 
 
@@ -62,6 +61,8 @@ Codec = tuple[
 
 class StateCache:
     """Decoded values of recently used keys in front of a store, with the keys changed since the last flush.
+
+    ``take_changes``, ``trim`` and ``clear`` belong between transactions, never inside one.
 
     The cache is the truth for this worker: the store only sees a change once its batch is flushed. It is
     bounded: ``trim`` evicts the keys loaded first (first in, first out: cheaper per event than exact
@@ -115,7 +116,7 @@ class StateCache:
         for key, partition in self.dirty.items():
             value = values.get(key)
             changes[key] = (partition, None if value is None else encode(key, value))
-        self.dirty = {}
+        self.dirty.clear()
         return changes
 
     def trim(self) -> None:
@@ -134,49 +135,61 @@ class StateCache:
     def clear(self) -> None:
         """Forget every cached value (partitions moved: the store is the truth again)."""
         self.values.clear()
-        self.dirty = {}
+        self.dirty.clear()
 
 
 class Transaction:
-    """One event's reads and writes over one partition; nothing reaches the cache before ``commit``."""
+    """One event's reads and writes over one partition, undone as a whole by ``rollback``.
 
-    __slots__ = ("cache", "overlay", "partition")
+    Writes go straight into the cache (reads then need one lookup, not two), and the first write of a key
+    remembers what it replaced: ``rollback`` puts every such value, and the key's change mark, back.
+    """
+
+    __slots__ = ("cache", "dirty", "partition", "undo", "values")
 
     def __init__(self, cache: StateCache, partition: int) -> None:
         self.cache = cache
         self.partition = partition
-        self.overlay: dict[bytes, Any] = {}
+        self.values = cache.values
+        self.dirty = cache.dirty
+        self.undo: dict[bytes, tuple[Any, int | None]] = {}  # key -> (value before, its change mark before)
 
     def get(self, key: bytes) -> Any:
         """Return the value of ``key`` or None; do not change it in place (use ``edit``)."""
-        value = self.overlay.get(key, _MISSING)
-        if value is _MISSING:
-            value = self.cache.values.get(key, _MISSING)
-            return self.cache.get(self.partition, key) if value is _MISSING else value
-        return None if value is DELETED else value
+        value = self.values.get(key, _MISSING)
+        return self.cache.get(self.partition, key) if value is _MISSING else value
 
     def edit(self, key: bytes, default: Callable[[], Any] = dict) -> Any:
         """Return a private, changeable copy of the value of ``key`` (``default()`` when absent)."""
-        overlay = self.overlay
-        value = overlay.get(key, _MISSING)
-        if value is not _MISSING and value is not DELETED:
+        values = self.values
+        if key in self.undo:  # written by this transaction already: the value is its own
+            value = values[key]
+            if value is None:
+                value = values[key] = default()
             return value
-        if value is DELETED:
-            current = None
-        else:
-            current = self.cache.values.get(key, _MISSING)
-            if current is _MISSING:
-                current = self.cache.get(self.partition, key)
-        value = overlay[key] = default() if current is None else current.copy()
+        current = values.get(key, _MISSING)
+        if current is _MISSING:
+            current = self.cache.get(self.partition, key)
+        self.undo[key] = (current, self.dirty.get(key))
+        value = values[key] = default() if current is None else current.copy()
+        self.dirty[key] = self.partition
         return value
+
+    def _remember(self, key: bytes) -> None:
+        if key not in self.undo:
+            current = self.values.get(key, _MISSING)
+            self.undo[key] = (current, self.dirty.get(key))
+        self.dirty[key] = self.partition
 
     def set(self, key: bytes, value: Any) -> None:
         """Replace the value of ``key``."""
-        self.overlay[key] = value
+        self._remember(key)
+        self.values[key] = value
 
     def delete(self, key: bytes) -> None:
         """Delete ``key``."""
-        self.overlay[key] = DELETED
+        self._remember(key)
+        self.values[key] = None
 
     def exists(self, key: bytes) -> bool:
         """Tell whether ``key`` has a value."""
@@ -184,25 +197,24 @@ class Transaction:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
         """Yield the keys starting with ``prefix`` and their values, this transaction's writes included."""
-        found = dict(self.cache.scan(self.partition, prefix))
-        found.update((key, value) for key, value in self.overlay.items() if key.startswith(prefix))
-        for key in sorted(found):
-            if found[key] is not DELETED:
-                yield key, found[key]
+        return self.cache.scan(self.partition, prefix)
 
     def commit(self) -> bool:
-        """Apply the writes to the cache and mark their keys changed; return whether there were any."""
-        overlay = self.overlay
-        if not overlay:
-            return False
-        cache = self.cache
-        values, dirty, partition = cache.values, cache.dirty, self.partition
-        for key, value in overlay.items():
-            values[key] = None if value is DELETED else value
-            dirty[key] = partition
-        self.overlay = {}
-        return True
+        """Keep the writes (their keys are marked changed); return whether there were any."""
+        written = bool(self.undo)
+        self.undo = {}
+        return written
 
     def rollback(self) -> None:
-        """Drop every write of this transaction."""
-        self.overlay = {}
+        """Undo every write of this transaction."""
+        values, dirty = self.values, self.dirty
+        for key, (before, mark) in self.undo.items():
+            if before is _MISSING:
+                values.pop(key, None)
+            else:
+                values[key] = before
+            if mark is None:
+                dirty.pop(key, None)
+            else:
+                dirty[key] = mark
+        self.undo = {}

@@ -565,7 +565,7 @@ class Exploding:
 
     def apply(self, event: Event, tx: Transaction, user_key: bytes) -> Outcome:
         out = self.engine.apply(event, tx, user_key)
-        assert tx.overlay, "the event wrote to its transaction before failing"
+        assert tx.undo, "the event wrote to its transaction before failing"
         if getattr(event, "event_id", None) == self.event_id:
             raise RuntimeError("boom")
         return out

@@ -83,7 +83,7 @@ def test_get_reads_the_transactions_partition() -> None:
     assert cache.begin(3).get(b"k") == "three"
 
 
-def test_edit_copies_on_first_write_and_leaves_the_cache_alone_before_commit() -> None:
+def test_edit_copies_on_first_write_and_never_changes_a_value_read_before() -> None:
     cache = cache_over({b"k": {"n": 1}})
     before = cache.begin(0).get(b"k")
     tx = cache.begin(0)
@@ -92,14 +92,30 @@ def test_edit_copies_on_first_write_and_leaves_the_cache_alone_before_commit() -
     value["n"] = 2
     assert tx.edit(b"k") is value  # the second edit returns the same private copy
     assert tx.get(b"k") == {"n": 2}  # the transaction sees its own write
-    assert before == {"n": 1}
-    assert cache.values[b"k"] == {"n": 1}
-    assert cache.begin(0).get(b"k") == {"n": 1}  # another transaction does not see it
-    assert cache.dirty == {}
-    assert tx.commit() is True
-    assert cache.values[b"k"] == {"n": 2}
     assert before == {"n": 1}  # the value read before is never changed in place
     assert cache.dirty == {b"k": 0}
+    assert tx.commit() is True
+    assert cache.values[b"k"] == {"n": 2}
+    assert before == {"n": 1}
+    assert cache.dirty == {b"k": 0}
+
+
+def test_rollback_puts_back_values_and_change_marks() -> None:
+    cache = cache_over({b"k": {"n": 1}, b"d": {"x": 1}})
+    first = cache.begin(0)
+    first.edit(b"d")["x"] = 2
+    first.commit()  # b"d" changed and not flushed: its change mark must survive a later rollback
+    tx = cache.begin(0)
+    tx.edit(b"k")["n"] = 2
+    tx.edit(b"d")["x"] = 3
+    tx.set(b"new", 1)
+    tx.delete(b"k")
+    tx.rollback()
+    assert cache.values[b"k"] == {"n": 1}
+    assert cache.values[b"d"] == {"x": 2}
+    assert b"new" not in cache.values
+    assert cache.dirty == {b"d": 0}
+    assert tx.commit() is False  # nothing left to keep
 
 
 def test_edit_of_an_absent_key_uses_the_default() -> None:
@@ -155,7 +171,7 @@ def test_set_after_delete_and_delete_after_set_in_one_transaction() -> None:
     assert cache.take_changes() == {b"k": (0, b"2"), b"n": (0, None)}
 
 
-def test_scan_merges_store_cache_and_overlay() -> None:
+def test_scan_merges_store_cache_and_the_transactions_writes() -> None:
     cache = cache_over({b"u\x00a": 1, b"u\x00b": 2, b"u\x00c": 3, b"v\x00a": 99})
     tx = cache.begin(0)
     tx.set(b"u\x00b", 20)  # committed change over a stored key
@@ -163,13 +179,12 @@ def test_scan_merges_store_cache_and_overlay() -> None:
     tx.set(b"u\x00d", 4)  # committed key the store does not have
     tx.commit()
     tx = cache.begin(0)
-    tx.set(b"u\x00a", 10)  # overlay over a stored key
-    tx.delete(b"u\x00d")  # overlay delete of a cached key
-    tx.set(b"u\x00e", 5)  # overlay only
+    tx.set(b"u\x00a", 10)  # uncommitted write over a stored key
+    tx.delete(b"u\x00d")  # uncommitted delete of a cached key
+    tx.set(b"u\x00e", 5)  # uncommitted, in no store
     seen = list(tx.scan(b"u\x00"))
     assert len(seen) == len({k for k, _ in seen})  # each key once
     assert dict(seen) == {b"u\x00a": 10, b"u\x00b": 20, b"u\x00e": 5}
-    assert dict(cache.scan(0, b"u\x00")) == {b"u\x00a": 1, b"u\x00b": 20, b"u\x00d": 4}
     tx.rollback()
     assert dict(tx.scan(b"u\x00")) == {b"u\x00a": 1, b"u\x00b": 20, b"u\x00d": 4}
     assert dict(tx.scan(b"v\x00")) == {b"v\x00a": 99}
@@ -384,10 +399,24 @@ def test_random_transactions_match_a_dict_model(initial: dict[bytes, int], steps
         elif op == "rollback":
             tx.rollback()
             pending = {}
-        elif op == "flush":
+        elif op == "flush":  # between events, as the pipeline does: the open transaction commits first
+            tx.commit()
+            for k, v in pending.items():
+                if v is None:
+                    committed.pop(k, None)
+                else:
+                    committed[k] = v
+            pending = {}
             changes = cache.take_changes()
             store.write(0, {k: raw for k, (_p, raw) in changes.items()})
-        else:
+        else:  # trim, between events too
+            tx.commit()
+            for k, v in pending.items():
+                if v is None:
+                    committed.pop(k, None)
+                else:
+                    committed[k] = v
+            pending = {}
             cache.trim()
             assert set(cache.dirty) <= set(cache.values)
         for k in KEYS:
