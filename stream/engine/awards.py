@@ -19,9 +19,14 @@ REVOKED = "revoked"
 STATUSES = (GRANTED, PENDING, ACTIVATED, EXPIRED, REVOKED)
 
 
+_AWARD_HASH = blake2b(digest_size=12)  # copied per id: cheaper than setting up a new hash (measured ~0.3 µs)
+
+
 def award_id(*parts: str) -> str:
     """Return a stable 24-hex-digit id for the parts that identify an award."""
-    return blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+    h = _AWARD_HASH.copy()
+    h.update("\x1f".join(parts).encode())
+    return h.hexdigest()
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: a frozen init costs ~6x (measured)
