@@ -6,7 +6,8 @@ A user's state is a handful of small keys, each written only when it changes:
   record of the lifetime period (it changes with every event anyway);
 - ``<user>\\0d:<day>``, ``w:<week>``, ``m:<month>``, ``c:<campaign>``: the record of one period: its
   counters, the points each rule paid in it (for caps), the thresholds it has paid, per-pair like counts;
-- ``<user>\\0s:<day>``: the fingerprints of the event ids the day has seen (de-duplication);
+  a day's record also holds the fingerprints of the event ids the day has seen (de-duplication), stored
+  after its JSON as packed bytes;
 - ``<user>\\0k:<counter>``: the runs of consecutive days of a streak counter.
 
 Period records are flat mappings with one prefix per kind of entry (``#`` counter, ``~`` distinct
@@ -27,6 +28,7 @@ FORMAT = 2
 SEPARATOR = b"\x00"
 CORE = b"core"
 COUNT, DISTINCT, PAID, DONE, PAIR = "#", "~", "$", "!", "@"
+SEEN = "s"  # in a day's record: the fingerprints of the event ids the day has seen
 
 
 class StateFormatError(RuntimeError):
@@ -63,17 +65,21 @@ def new_core() -> dict[str, Any]:
 
 
 def decode_value(key: bytes, raw: bytes) -> Any:
-    """Decode one stored value; its key says which kind it is."""
-    if suffix(key).startswith(b"s:"):
-        return Fingerprints.decode(raw)
-    return orjson.loads(raw)
+    """Decode one stored value: JSON, and for a day's record its seen fingerprints after a NUL byte."""
+    json, nul, packed = raw.partition(b"\x00")  # JSON never holds a raw NUL: orjson escapes control bytes
+    value = orjson.loads(json)
+    if nul:
+        value[SEEN] = Fingerprints.decode(packed)
+    return value
 
 
 def encode_value(key: bytes, value: Any) -> bytes:
     """Encode one value for the store and the changelog."""
-    if isinstance(value, Fingerprints):
-        return value.encode()
-    return orjson.dumps(value)
+    seen = value.get(SEEN) if type(value) is dict else None
+    if seen is None:
+        return orjson.dumps(value)
+    packed: bytes = seen.encode()
+    return orjson.dumps({k: v for k, v in value.items() if k != SEEN}) + b"\x00" + packed
 
 
 def check_core(core: dict[str, Any], user_key: bytes) -> None:

@@ -21,6 +21,7 @@ from stream.engine.layout import (
     DONE,
     PAID,
     PAIR,
+    SEEN,
     StateFormatError,
     new_core,
     prefix,
@@ -72,8 +73,8 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
         if bucket["n"].get("logins"):
             record[DONE + "daily_login"] = 1
             login_days.append(day.ordinal)
+        record[SEEN] = Fingerprints.decode(b64decode(bucket.get("seen", "")))
         tx.set(p + b"d:" + name.encode(), record)
-        tx.set(p + b"s:" + name.encode(), Fingerprints.decode(b64decode(bucket.get("seen", ""))))
         if day.ordinal > core["d0"]:
             core["dm"] = (core["dm"] << (day.ordinal - core["d0"])) if core["d0"] else 0
             core["d0"] = day.ordinal

@@ -27,7 +27,6 @@ class Day:
     ordinal: int  # date.toordinal(), consecutive days differ by 1
     # the state keys of its periods, within a user's keys (stream/engine/layout.py)
     day_key: bytes = b""
-    seen_key: bytes = b""
     week_key: bytes = b""
     month_key: bytes = b""
 
@@ -89,7 +88,6 @@ class Calendar:
             month_end_ms=self._start_ms(next_month),
             ordinal=local.toordinal(),
             day_key=b"d:" + name.encode(),
-            seen_key=b"s:" + name.encode(),
             week_key=b"w:" + week.encode(),
             month_key=b"m:" + month.encode(),
         )

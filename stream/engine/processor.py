@@ -15,7 +15,7 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, check_core, new_core, prefix
+from stream.engine.layout import CORE, SEEN, check_core, new_core, prefix
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
@@ -88,17 +88,16 @@ class Engine:
             return Outcome(status=DUPLICATE)
         core = tx.edit(core_key, new_core)
         advance(tx, p, core, day, ts, retention, self.calendar)
-        seen_key = p + day.seen_key
-        seen = tx.get(seen_key)
-        tx.set(seen_key, (seen if seen is not None else Fingerprints()).plus(fp))
         rules = self.book.at(ts)
         ctx = _Context(self, rules, tx, p, core, day, event)
+        day_record = ctx.record("day")
+        seen = day_record.get(SEEN)
+        day_record[SEEN] = (seen if seen is not None else Fingerprints()).plus(fp)
         if isinstance(event, Credit):
             ctx.run(credit_fact(event))
         else:
             if core["team"] != event.team_id:
                 core["team"] = event.team_id
-            day_record = ctx.record("day") if type(event) is Like else None  # per-pair like counts
             made = make_facts(event, day_record, rules.like_pair_daily_limit, rules.group_min_invited)
             if made.ignored is not None:
                 ctx.out.status, ctx.out.reason = IGNORED, made.ignored

@@ -3,7 +3,7 @@
 The core record lists the retained days as a bit mask from its latest day (``d0``, ``dm``: bit i is day
 ``d0 - i``) and the retained weeks, months and campaigns with their ends; ``px`` is the earliest end of
 anything kept, so nothing is looked at until the horizon (watermark - retention) passes it. De-duplication
-searches the seen fingerprints of every retained day: a redelivery may carry another ``ts``.
+searches the seen fingerprints of every retained day's record: a redelivery may carry another ``ts``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.core.state import Transaction
+from stream.engine.layout import SEEN
 from stream.engine.periods import Calendar, Day
 
 
@@ -21,9 +22,11 @@ def seen_before(tx: Transaction, p: bytes, core: dict[str, Any], fp: bytes, cale
     i = 0
     while mask:
         if mask & 1:
-            seen = tx.get(p + day_for(d0 - i).seen_key)
-            if seen is not None and fp in seen:
-                return True
+            record = tx.get(p + day_for(d0 - i).day_key)
+            if record is not None:
+                seen = record.get(SEEN)
+                if seen is not None and fp in seen:
+                    return True
         mask >>= 1
         i += 1
     return False
@@ -59,9 +62,9 @@ def prune(tx: Transaction, p: bytes, core: dict[str, Any], horizon: int, calenda
         if old.end_ms > horizon:
             earliest = old.end_ms
             break
-        for key in (p + old.day_key, p + old.seen_key):
-            if tx.get(key) is not None:
-                tx.delete(key)
+        key = p + old.day_key
+        if tx.get(key) is not None:
+            tx.delete(key)
         mask &= ~(1 << i)
     core["dm"] = mask
     for kind, tag in (("weeks", b"w:"), ("months", b"m:"), ("campaigns", b"c:")):

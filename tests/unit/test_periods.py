@@ -64,7 +64,6 @@ def test_shanghai_day_fields() -> None:
         month_end_ms=utc_ms(2026, 11, 30, 16),
         ordinal=date(2026, 11, 23).toordinal(),
         day_key=b"d:2026-11-23",
-        seen_key=b"s:2026-11-23",
         week_key=b"w:2026-W48",
         month_key=b"m:2026-11",
     )

@@ -93,7 +93,8 @@ def test_the_old_key_is_deleted_in_the_same_transaction() -> None:
     h.apply(msg("u1", NOON + 10_000))
     changes = h.cache.take_changes()
     assert changes[b"u1"] == (0, None)
-    assert b"u1\x00core" in changes and b"u1\x00d:2026-11-23" in changes and b"u1\x00s:2026-11-22" in changes
+    assert b"u1\x00core" in changes and b"u1\x00d:2026-11-23" in changes and b"u1\x00d:2026-11-22" in changes
+    assert changes[b"u1\x00d:2026-11-22"][1].partition(b"\x00")[2], "the day's fingerprints follow its JSON"
     h.store.write(0, {k: raw for k, (_p, raw) in changes.items()})
     assert h.store.get(0, b"u1") is None
     # what was flushed reads back in format 2: no second migration
@@ -145,9 +146,7 @@ def test_migrated_periods_are_pruned_past_the_retention() -> None:
     h.apply(msg("u1", NOON + 50 * DAY))  # the horizon (35 days back) is past November
     for suffix in (
         "d:2026-11-22",
-        "s:2026-11-22",
         "d:2026-11-23",
-        "s:2026-11-23",
         "w:2026-W47",
         "w:2026-W48",
         "m:2026-11",

@@ -1085,19 +1085,15 @@ def test_pruning_deletes_the_keys_of_old_periods_as_the_watermark_advances() -> 
     world.cache.take_changes()
     days = [b"2026-11-23", b"2026-11-24", b"2026-12-01", b"2026-12-13"]
     weeks = [b"w:2026-W48", b"w:2026-W49", b"w:2026-W50"]
-    assert world.keys("u1") == sorted(
-        [b"core", *(b"d:" + d for d in days), *(b"s:" + d for d in days), *weeks]
-    )
+    assert world.keys("u1") == sorted([b"core", *(b"d:" + d for d in days), *weeks])
     assert sorted(world.core("u1")["weeks"]) == ["2026-W48", "2026-W49", "2026-W50"]
     world.apply(msg("u1", D0 + 50 * DAY))  # 2027-01-12 00:00; horizon = 2026-12-08 00:00 local
     kept = [b"2026-12-13", b"2027-01-12"]
-    assert world.keys("u1") == sorted(
-        [b"core", *(b"d:" + d for d in kept), *(b"s:" + d for d in kept), b"w:2026-W50", b"w:2027-W02"]
-    )
+    assert world.keys("u1") == sorted([b"core", *(b"d:" + d for d in kept), b"w:2026-W50", b"w:2027-W02"])
     assert sorted(world.core("u1")["weeks"]) == ["2026-W50", "2027-W02"]
     tombstones = {key for key, (_, raw) in world.cache.take_changes().items() if raw is None}
     p = prefix(b"u1")
-    assert tombstones == {p + k for d in days[:3] for k in (b"d:" + d, b"s:" + d)} | {
+    assert tombstones == {p + b"d:" + d for d in days[:3]} | {
         p + b"w:2026-W48",
         p + b"w:2026-W49",
     }
@@ -1136,11 +1132,11 @@ def test_a_very_active_users_write_per_event_does_not_grow_with_the_days_retaine
         return write_sizes(world)
 
     after_1, after_30, after_60 = one_more_after(1), one_more_after(30), one_more_after(60)
-    # one message writes only the keys of its own periods: the core, its day's record and seen ids, its week
-    assert set(after_1) == set(after_30) == set(after_60) == {b"co", b"d:", b"s:", b"w:"}
+    # one message writes only the keys of its own periods: the core, its day's record (with its seen ids),
+    # its week
+    assert set(after_1) == set(after_30) == set(after_60) == {b"co", b"d:", b"w:"}
     # the day's keys hold one day's events, whatever the days retained
     assert after_1[b"d:"] == after_30[b"d:"] == after_60[b"d:"]
-    assert after_1[b"s:"] == after_30[b"s:"] == after_60[b"s:"]
     # the core only lists the retained weeks (at most 6 in 35 days): bounded by the retention, not the days
     total_1, total_30, total_60 = (sum(sizes.values()) for sizes in (after_1, after_30, after_60))
     assert total_30 <= total_1 * 5 // 4, (after_1, after_30)
