@@ -266,14 +266,15 @@ class BatchFlusher:
         if not batch.changes:
             return
         changelog = self.changelog
+        where = {  # partition -> (its changelog TP, the batch's last offset there), built once per batch
+            partition: (TP(changelog, partition), offset)
+            for (topic, partition), offset in written.items()
+            if topic == changelog
+        }
         applied = [
-            _Applied(
-                _ChangelogRecord(
-                    TP(changelog, partition), written[(changelog, partition)], partition, key, value
-                )
-            )
+            _Applied(_ChangelogRecord(where[partition][0], where[partition][1], partition, key, value))
             for key, (partition, value) in batch.changes.items()
-            if (changelog, partition) in written
+            if partition in where
         ]
         self.table.data.apply_changelog_batch(applied, to_key=_same, to_value=_same)
 
