@@ -370,6 +370,15 @@ def test_random_transactions_match_a_dict_model(initial: dict[bytes, int], steps
     def view(key: bytes) -> dict[str, int] | None:
         return pending[key] if key in pending else committed.get(key)
 
+    def commit() -> None:
+        tx.commit()
+        for k, v in pending.items():
+            if v is None:
+                committed.pop(k, None)
+            else:
+                committed[k] = v
+        pending.clear()
+
     for op, key, value in steps:
         if op == "set":
             tx.set(key, {"n": value})
@@ -389,34 +398,16 @@ def test_random_transactions_match_a_dict_model(initial: dict[bytes, int], steps
             if got is not None and key not in pending:  # a committed value: nobody may change it
                 reads.append((got, dict(got)))
         elif op == "commit":
-            tx.commit()
-            for k, v in pending.items():
-                if v is None:
-                    committed.pop(k, None)
-                else:
-                    committed[k] = v
-            pending = {}
+            commit()
         elif op == "rollback":
             tx.rollback()
-            pending = {}
+            pending.clear()
         elif op == "flush":  # between events, as the pipeline does: the open transaction commits first
-            tx.commit()
-            for k, v in pending.items():
-                if v is None:
-                    committed.pop(k, None)
-                else:
-                    committed[k] = v
-            pending = {}
+            commit()
             changes = cache.take_changes()
             store.write(0, {k: raw for k, (_p, raw) in changes.items()})
         else:  # trim, between events too
-            tx.commit()
-            for k, v in pending.items():
-                if v is None:
-                    committed.pop(k, None)
-                else:
-                    committed[k] = v
-            pending = {}
+            commit()
             cache.trim()
             assert set(cache.dirty) <= set(cache.values)
         for k in KEYS:

@@ -6,11 +6,9 @@ Expected totals are recomputed by hand from SPEC's "Default rules"; a comment be
 
 from __future__ import annotations
 
-import itertools
 import re
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -21,63 +19,15 @@ from stream.engine.credits import Credit
 from stream.engine.layout import CORE, decode_value, encode_value, new_core, prefix
 from stream.engine.periods import Calendar
 from stream.engine.processor import APPLIED, DUPLICATE, IGNORED, TOO_LATE, Engine, Outcome
-from stream.events import Activity, Like, Login, Member, MemberLeft, Message
+from stream.events import Member, MemberLeft
 from stream.rules import Rules, load_rules
 from stream.rules.model import RulesError, parse_rules
 from stream.rules.versions import RuleBook
+from tests.unit.support import D0, DAY, HOUR, MINUTE, NOON, TZ, ZONE, act, like, login, msg
 
 RULES = load_rules()
 VERSION = "2026-11-23.1"
-TZ = "Asia/Shanghai"
-ZONE = ZoneInfo(TZ)
-MINUTE = 60_000
-HOUR = 3_600_000
-DAY = 86_400_000
-D0 = 1_795_363_200_000  # 2026-11-23 00:00 in Shanghai: a Monday, the first day of 2026-W48
-NOON = D0 + 12 * HOUR
 TASKS = ("daily_messages", "daily_likes", "daily_feed_view")
-
-_ids = itertools.count(1)
-
-
-def new_id(prefix: str = "e") -> str:
-    return f"{prefix}{next(_ids)}"
-
-
-def msg(
-    user: str,
-    ts: int,
-    kind: str = "text",
-    *,
-    reply_to: str | None = None,
-    group: str | None = None,
-    team: str = "t1",
-    event_id: str | None = None,
-) -> Message:
-    return Message(event_id or new_id("m"), user, team, kind, ts, group, reply_to_user_id=reply_to)
-
-
-def like(user: str, target: str, ts: int, *, team: str = "t1", event_id: str | None = None) -> Like:
-    return Like(event_id or new_id("l"), user, team, target, ts)
-
-
-def login(user: str, ts: int, *, team: str = "t1", event_id: str | None = None) -> Login:
-    return Login(event_id or new_id("in"), user, team, ts)
-
-
-def act(
-    user: str,
-    kind: str,
-    ts: int,
-    *,
-    target: str | None = None,
-    invited: int | None = None,
-    group: str = "g1",
-    team: str = "t1",
-    event_id: str | None = None,
-) -> Activity:
-    group_id = group if kind == "group_created" else None
-    return Activity(event_id or new_id("a"), user, team, kind, ts, group_id, invited, target)
 
 
 def rules_with(changes: dict[str, Any]) -> Rules:
