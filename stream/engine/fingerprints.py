@@ -32,12 +32,17 @@ class _Buffer:
 
 
 class Fingerprints:
-    """The fingerprints of the first ``n`` entries of a shared buffer."""
+    """The fingerprints of the first ``n`` entries of a shared buffer.
 
-    __slots__ = ("_buffer", "n")
+    ``index`` (fingerprint -> position in the buffer) is the buffer's own mapping, shared: a fingerprint is
+    in this value when its position is below ``n`` (``seen_before`` tests it inline, without a call).
+    """
+
+    __slots__ = ("_buffer", "index", "n")
 
     def __init__(self, buffer: _Buffer | None = None, n: int = 0) -> None:
         self._buffer = buffer if buffer is not None else _Buffer(b"")
+        self.index = self._buffer.index
         self.n = n
 
     @classmethod
@@ -51,7 +56,7 @@ class Fingerprints:
         return bytes(self._buffer.packed[: self.n * FINGERPRINT_BYTES])
 
     def __contains__(self, fp: object) -> bool:
-        position = self._buffer.index.get(fp)  # type: ignore[call-overload]
+        position = self.index.get(fp)  # type: ignore[call-overload]
         return position is not None and position < self.n
 
     def __len__(self) -> int:
@@ -61,7 +66,8 @@ class Fingerprints:
         """Return these fingerprints and ``fp``."""
         buffer = self._buffer
         if len(buffer.index) != self.n:  # an extension of this value was rolled back: cut it off
-            buffer.index = {k: i for k, i in buffer.index.items() if i < self.n}
+            for stale in [k for k, i in buffer.index.items() if i >= self.n]:
+                del buffer.index[stale]  # in place: every value of the buffer shares this mapping
             del buffer.packed[self.n * FINGERPRINT_BYTES :]
         buffer.index[fp] = self.n
         buffer.packed += fp

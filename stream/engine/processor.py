@@ -15,7 +15,7 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, SEEN, check_core, new_core, prefix
+from stream.engine.layout import CORE, SEEN, SEPARATOR, check_core, new_core
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
@@ -50,7 +50,7 @@ class Engine:
 
     def apply(self, event: Event | Credit, tx: Transaction, user_key: bytes) -> Outcome:
         """Apply one event (or credit) of the user ``user_key`` within ``tx`` and return what it did."""
-        p = prefix(user_key)
+        p = user_key + SEPARATOR  # layout.prefix, inline: once per event
         core_key = p + CORE
         core = tx.get(core_key)
         if core is None:

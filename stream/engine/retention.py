@@ -25,8 +25,10 @@ def seen_before(tx: Transaction, p: bytes, core: dict[str, Any], fp: bytes, cale
             record = tx.get(p + day_for(d0 - i).day_key)
             if record is not None:
                 seen = record.get(SEEN)
-                if seen is not None and fp in seen:
-                    return True
+                if seen is not None:
+                    position = seen.index.get(fp)
+                    if position is not None and position < seen.n:
+                        return True
         mask >>= 1
         i += 1
     return False
