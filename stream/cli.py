@@ -68,12 +68,12 @@ def run_worker(settings: Settings) -> None:
     from stream.runtime.topics import TopicError, ensure_topics
 
     try:
-        compile_file(settings.rules_file, settings)  # a bad file stops the worker before it touches Kafka
+        compiled, _text = compile_file(settings.rules_file, settings)  # a bad file stops it before Kafka
     except RulesError as exc:
         sys.exit(f"stream: {exc}")
     try:
         ensure_topics(settings)
-        book = startup_book(settings)
+        book = startup_book(settings, compiled)
     except (TopicError, RulesError) as exc:
         sys.exit(f"stream: {exc}")
     worker = create_worker(settings, book)

@@ -40,11 +40,6 @@ def prefix(user_key: bytes) -> bytes:
     return user_key + SEPARATOR
 
 
-def suffix(key: bytes) -> bytes:
-    """Return what a key names within its user's state (``core``, ``d:2026-11-23``, ...)."""
-    return key.rpartition(SEPARATOR)[2]
-
-
 def new_core() -> dict[str, Any]:
     """Return the core record of a user with no state yet."""
     return {

@@ -9,6 +9,7 @@ kept no distinct groups, so ``groups_spoken_week`` starts again at the migration
 from __future__ import annotations
 
 from base64 import b64decode
+from datetime import date
 from typing import Any
 
 import orjson
@@ -63,7 +64,7 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
     core["left"] = bool(doc.get("left", False))
     login_days: list[int] = []
     for name, bucket in doc.get("days", {}).items():
-        day = calendar.day_for_date(_date(name))
+        day = calendar.day_for_date(date.fromisoformat(name))
         record: dict[str, Any] = {
             COUNT + new: bucket["n"][old] for old, new in _DAY_COUNTERS.items() if old in bucket["n"]
         }
@@ -105,9 +106,3 @@ def migrate_legacy(tx: Transaction, user_key: bytes, calendar: Calendar) -> dict
     tx.set(p + CORE, core)
     tx.delete(user_key)
     return core
-
-
-def _date(name: str) -> Any:
-    from datetime import date
-
-    return date.fromisoformat(name)

@@ -15,7 +15,7 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, SEEN, SEPARATOR, check_core, new_core
+from stream.engine.layout import CORE, FORMAT, SEEN, SEPARATOR, check_core, new_core
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
@@ -55,7 +55,7 @@ class Engine:
         core = tx.get(core_key)
         if core is None:
             core = migrate_legacy(tx, user_key, self.calendar)
-        elif core.get("v") != 2:
+        elif core.get("v") != FORMAT:
             check_core(core, user_key)
         kind = type(event)
         if kind is Member or kind is MemberLeft:

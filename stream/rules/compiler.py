@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from stream.engine.layout import COUNT, DISTINCT, DONE, PAID
@@ -19,6 +19,7 @@ from stream.rules.model import CAMPAIGN_PREFIX, Rules, Scalar
 
 Fields = dict[str, Any]
 Filter = Callable[[Fields], bool] | None
+Where = dict[str, Scalar | list[Scalar]]
 
 
 def epoch_ms(moment: datetime, zone: ZoneInfo) -> int:
@@ -28,7 +29,7 @@ def epoch_ms(moment: datetime, zone: ZoneInfo) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _filter(where: dict[str, Scalar | list[Scalar]]) -> Filter:
+def _filter(where: Where) -> Filter:
     """Return a test of a fact's fields for ``where`` (every field must match), or None for no filter."""
     if not where:
         return None
@@ -94,6 +95,7 @@ class CounterStep:
     distinct: str | None
     entry: str  # the record entry holding the count (or the distinct values)
     thresholds: tuple[Threshold, ...]
+    where: Where = field(default_factory=dict, compare=False)  # the source of ``test``
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,10 @@ class PointStep:
     caps: tuple[tuple[str, int], ...]  # (day | week | month, most points per period)
     campaigns: tuple[Campaign, ...]
     paid: str  # the record entry of points paid
+    where: Where = field(default_factory=dict, compare=False)  # the source of ``test``
+
+
+Step = TypeVar("Step", PointStep, CounterStep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +147,7 @@ class CompiledRules:
     source: Rules = field(repr=False)
     text: str = field(default="", repr=False)
 
-    def plan(self, fact: str, side: str) -> Plan:
-        """Return the plan of a fact seen from ``side``."""
-        return self.plans.get((fact, side), _EMPTY)
 
-
-_EMPTY = Plan()
 DAY_MS = 86_400_000
 
 
@@ -201,6 +202,7 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
             spec.distinct,
             (DISTINCT if spec.distinct else COUNT) + name,
             tuple(sorted(watching.get(name, []), key=lambda t: (t.threshold, t.name))),
+            spec.where,
         )
         counters.setdefault((spec.fact, spec.receiver), []).append(step)
     points: dict[tuple[str, str], list[PointStep]] = {}
@@ -210,13 +212,17 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
         caps = tuple((period, rule.cap[period]) for period in ("day", "week", "month") if period in rule.cap)
         points.setdefault((rule.fact, rule.receiver), []).append(
             PointStep(
-                name, rule.title or name, _filter(rule.where), rule.points, caps, running(name), PAID + name
+                name,
+                rule.title or name,
+                _filter(rule.where),
+                rule.points,
+                caps,
+                running(name),
+                PAID + name,
+                rule.where,
             )
         )
-    wheres = {id(step): where for step, where in _wheres(rules, points, counters)}
-    plans = {
-        key: _plan(points.get(key, []), counters.get(key, []), wheres) for key in sorted({*counters, *points})
-    }
+    plans = {key: _plan(points.get(key, []), counters.get(key, [])) for key in sorted({*counters, *points})}
     return CompiledRules(
         version=rules.version,
         effective_from_ms=epoch_ms(rules.effective_from, zone),
@@ -232,49 +238,31 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
     )
 
 
-def _wheres(
-    rules: Rules,
-    points: dict[tuple[str, str], list[PointStep]],
-    counters: dict[tuple[str, str], list[CounterStep]],
-) -> list[tuple[PointStep | CounterStep, dict[str, Scalar | list[Scalar]]]]:
-    found: list[tuple[PointStep | CounterStep, dict[str, Scalar | list[Scalar]]]] = []
-    for steps in points.values():
-        found.extend((step, rules.rules[step.name].where) for step in steps)
-    for counter_steps in counters.values():
-        found.extend((step, rules.counters[step.name].where) for step in counter_steps)
-    return found
-
-
-def _plan(
-    points: list[PointStep], counters: list[CounterStep], wheres: dict[int, dict[str, Scalar | list[Scalar]]]
-) -> Plan:
+def _plan(points: list[PointStep], counters: list[CounterStep]) -> Plan:
     """Return a fact's plan, with the steps filtered on one field's values looked up by value."""
-    single = [next(iter(wheres[id(s)])) for s in [*points, *counters] if len(wheres[id(s)]) == 1]
+    wheres: list[Where] = [step.where for step in points] + [step.where for step in counters]
+    single = [next(iter(where)) for where in wheres if len(where) == 1]
     if not single:
         return Plan(tuple(counters), tuple(points))
     key_field = max(sorted(set(single)), key=single.count)
-    keyed_points: dict[tuple[type, Any], list[PointStep]] = {}
-    keyed_counters: dict[tuple[type, Any], list[CounterStep]] = {}
-    rest_points: list[PointStep] = []
-    rest_counters: list[CounterStep] = []
-    for step in points:
-        where = wheres[id(step)]
-        if list(where) == [key_field]:
-            allowed = where[key_field]
-            for value in allowed if isinstance(allowed, list) else [allowed]:
-                keyed_points.setdefault((type(value), value), []).append(replace(step, test=None))
-        else:
-            rest_points.append(step)
-    for counter in counters:
-        where = wheres[id(counter)]
-        if list(where) == [key_field]:
-            allowed = where[key_field]
-            for value in allowed if isinstance(allowed, list) else [allowed]:
-                keyed_counters.setdefault((type(value), value), []).append(replace(counter, test=None))
-        else:
-            rest_counters.append(counter)
+    keyed_points, rest_points = _by_value(points, key_field)
+    keyed_counters, rest_counters = _by_value(counters, key_field)
     keyed = {
         value: (tuple(keyed_points.get(value, ())), tuple(keyed_counters.get(value, ())))
         for value in {*keyed_points, *keyed_counters}
     }
     return Plan(tuple(rest_counters), tuple(rest_points), key_field, keyed)
+
+
+def _by_value(steps: list[Step], key_field: str) -> tuple[dict[tuple[type, Any], list[Step]], list[Step]]:
+    """Split steps into those filtered on ``key_field`` alone, by each allowed value (typed), and the rest."""
+    keyed: dict[tuple[type, Any], list[Step]] = {}
+    rest: list[Step] = []
+    for step in steps:
+        if list(step.where) == [key_field]:
+            allowed = step.where[key_field]
+            for value in allowed if isinstance(allowed, list) else [allowed]:
+                keyed.setdefault((type(value), value), []).append(replace(step, test=None))
+        else:
+            rest.append(step)
+    return keyed, rest

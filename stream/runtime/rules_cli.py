@@ -31,9 +31,10 @@ def compile_file(path: Path | None, settings: Settings) -> tuple[CompiledRules, 
     return compile_rules(parse_rules(text, source), ZoneInfo(settings.timezone), text), text
 
 
-def startup_book(settings: Settings) -> RuleBook:
+def startup_book(settings: Settings, compiled: CompiledRules | None = None) -> RuleBook:
     """Return the book a worker starts with: its rules file, then every version published to the topic."""
-    compiled, _text = compile_file(settings.rules_file, settings)
+    if compiled is None:
+        compiled, _text = compile_file(settings.rules_file, settings)
     book = RuleBook(ZoneInfo(settings.timezone), compiled)
     add_published(book, read_published(settings))
     return book
