@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,19 +50,24 @@ from stream.rules.versions import RuleBook
 from stream.runtime.kafka_config import librdkafka_config
 from stream.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-INPUTS = {
-    "message": "STREAM_TOPIC_MESSAGES",
-    "like": "STREAM_TOPIC_LIKES",
-    "login": "STREAM_TOPIC_LOGINS",
-    "activity": "STREAM_TOPIC_ACTIVITIES",
-    "member": "STREAM_TOPIC_MEMBERS",
-}
-OUTPUTS = {
-    "points": "STREAM_TOPIC_POINTS",
-    "badges": "STREAM_TOPIC_BADGES",
-    "deadletter": "STREAM_TOPIC_DEADLETTER",
-}
+_REPOSITORY = str(Path(__file__).resolve().parent.parent)
+if _REPOSITORY not in sys.path:  # run as a script, sys.path[0] is bench/: bench.common needs the repository
+    sys.path.insert(0, _REPOSITORY)
+
+from bench.common import (  # noqa: E402
+    DAY_MS,
+    INPUTS,
+    OUTPUTS,
+    ROOT,
+    TIMEZONE,
+    free_port,
+    progress_log,
+    pythonpath,
+    tail,
+)
+
+log = progress_log("bench")
+
 GUARANTEES = ("at_least_once", "exactly_once")
 DEFAULT_GUARANTEE = "exactly_once"  # the worker's default: the latency is measured under it
 QUIX_GUARANTEES = {"at_least_once": "at-least-once", "exactly_once": "exactly-once"}
@@ -83,7 +87,6 @@ REFERENCE_RULES = frozenset(
         "like_given",
     }
 )
-TIMEZONE = "Asia/Shanghai"
 PIPELINE_BATCH = 5000  # the worker's default STREAM_BATCH_MAX
 TARGET_ENGINE = 40_000  # events/s of the pure engine on one core
 # Bytes of state changelog per event of the issue-5 code (commit f9b2f99: one JSON document per user,
@@ -93,38 +96,15 @@ TARGET_ENGINE = 40_000  # events/s of the pure engine on one core
 ISSUE5_BYTES_PER_EVENT = 387
 TARGET_ALO = 2.0  # c / b under at_least_once (and c >= d)
 TARGET_EOS = 1.6  # c / b under exactly_once
-DAY_MS = 86_400_000
 START_TIMEOUT_S = 60.0
 STALL_TIMEOUT_S = 60.0
 LATENCY_SECONDS = 20.0
 POLL_S = 0.2
-_T0 = time.monotonic()
 _SAMPLE = re.compile(r"^stream_events_total(?:\{([^}]*)\})?\s+([0-9.eE+-]+)", re.MULTILINE)
 _TOPIC_LABEL = re.compile(r'topic="([^"]*)"')
 _LATENCY_BUCKET = re.compile(
     r'^stream_event_to_award_seconds_bucket\{le="([^"]+)"\}\s+([0-9.eE+-]+)', re.MULTILINE
 )
-
-
-def log(message: str) -> None:
-    """Print one progress line to stderr."""
-    print(f"[bench {time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    """Return the last lines of a log file."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no output)"
-    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
 def stop(proc: subprocess.Popen[bytes] | None, name: str) -> None:
@@ -148,11 +128,6 @@ def percentile(ordered: list[float], q: float) -> float:
 def rate(count: int, seconds: float) -> float | None:
     """Return count / seconds, or None when it cannot be measured."""
     return count / seconds if seconds > 0 and count > 0 else None
-
-
-def pythonpath() -> str:
-    """Return PYTHONPATH with the repository root first, so subprocesses import this checkout."""
-    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def quix_python(explicit: str | None) -> str | None:

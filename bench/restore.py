@@ -30,7 +30,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,21 +62,24 @@ from stream.runtime.app import STATE_TABLE
 from stream.runtime.kafka_config import librdkafka_config
 from stream.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-INPUTS = {
-    "message": "STREAM_TOPIC_MESSAGES",
-    "like": "STREAM_TOPIC_LIKES",
-    "login": "STREAM_TOPIC_LOGINS",
-    "activity": "STREAM_TOPIC_ACTIVITIES",
-    "member": "STREAM_TOPIC_MEMBERS",
-}
-OUTPUTS = {
-    "points": "STREAM_TOPIC_POINTS",
-    "badges": "STREAM_TOPIC_BADGES",
-    "deadletter": "STREAM_TOPIC_DEADLETTER",
-}
-TIMEZONE = "Asia/Shanghai"
-DAY_MS = 86_400_000
+_REPOSITORY = str(Path(__file__).resolve().parent.parent)
+if _REPOSITORY not in sys.path:  # run as a script, sys.path[0] is bench/: bench.common needs the repository
+    sys.path.insert(0, _REPOSITORY)
+
+from bench.common import (  # noqa: E402
+    DAY_MS,
+    INPUTS,
+    OUTPUTS,
+    ROOT,
+    TIMEZONE,
+    free_port,
+    progress_log,
+    pythonpath,
+    tail,
+)
+
+log = progress_log("restore")
+
 SPAN_DAYS = 14  # event times of the synthetic traffic: the two weeks before the run
 POLL_S = 0.1
 # The worker's log lines that mark the phases of a start, in the order they appear (faust/tables/recovery.py,
@@ -126,24 +128,6 @@ PARTS = (
 )
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 _REMAINING = re.compile(r"total remaining=(\d+)")
-_T0 = time.monotonic()
-
-
-def log(message: str) -> None:
-    """Print one progress line to stderr."""
-    print(f"[restore {time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pythonpath() -> str:
-    """Return PYTHONPATH with the repository root first, so the worker imports this checkout."""
-    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def user_id(i: int) -> str:
@@ -182,15 +166,6 @@ def schedstat(pid: int) -> tuple[float, float] | None:
         run_ns, wait_ns, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
         return int(run_ns) / 1e9, int(wait_ns) / 1e9
     return None
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    """Return the last lines of a log file."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no output)"
-    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
 def seconds(x: float | None) -> str:
@@ -538,7 +513,9 @@ class Run:
                 if result.finished:
                     break
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{tail(log_path)}")
+                    raise RuntimeError(
+                        f"the worker exited with {self.proc.returncode}:\n{tail(log_path, 30)}"
+                    )
                 now = time.monotonic()
                 if now > deadline:
                     log(f"the worker is not ready after {self.args.timeout:.0f} s:\n{tail(log_path, 12)}")
@@ -622,7 +599,7 @@ class Run:
             self.profiler.kill()
         out = self.tmp / "profile.txt"
         if not out.exists():
-            log(f"no profile:\n{tail(self.tmp / 'py-spy.log')}")
+            log(f"no profile:\n{tail(self.tmp / 'py-spy.log', 30)}")
             return
         if self.args.profile_out is not None:
             shutil.copyfile(out, self.args.profile_out)
