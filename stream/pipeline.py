@@ -15,17 +15,44 @@ import logging
 from base64 import b64decode, b64encode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
 
-from stream.core.state import StateCache
+from stream.core.state import StateCache, Transaction
+from stream.domains import board as boards
+from stream.domains import group as groups
+from stream.domains import team as teams
+from stream.domains.messages import (
+    Close,
+    Grant,
+    GroupCount,
+    GroupWon,
+    Internal,
+    Report,
+    RosterChange,
+    TeamCount,
+    parse_internal,
+    partition_owner,
+)
+from stream.domains.partition import PartitionState
 from stream.engine.credits import Credit
 from stream.engine.layout import StateFormatError
 from stream.engine.processor import APPLIED, TOO_LATE, Engine, Outcome
-from stream.events import Event, InvalidEvent, Reason, decode, encode_deadletter
+from stream.events import (
+    Activity,
+    Event,
+    InvalidEvent,
+    Like,
+    Login,
+    Message,
+    Reason,
+    decode,
+    encode_deadletter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +97,8 @@ class Batch:
     outcomes: list[tuple[str, str, str | None]] = field(default_factory=list)  # topic, outcome, reason
     awards: list[tuple[Output, str, str, int]] = field(default_factory=list)  # output, rule, kind, points
     deadletters: list[str] = field(default_factory=list)  # reasons
+    internal: list[tuple[str, str]] = field(default_factory=list)  # internal message type, status
+    board_late: int = 0  # contributions that came after their week's boards closed
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -115,6 +144,10 @@ class Pipeline:
         self.now_ms = now_ms
         self.cache = cache
         self.batch = Batch()
+        self._partitions: dict[int, PartitionState] = {}
+        self._boards_known = (-1, False)  # (versions seen, whether any has boards)
+        # Cumulative counts to other keys, latest per (owner, what): sent once per batch (they are maxima)
+        self._coalesced: dict[tuple[Any, ...], tuple[GroupCount | TeamCount, Record]] = {}
 
     @property
     def max_future_ms(self) -> int:
@@ -148,6 +181,7 @@ class Pipeline:
 
     def take_batch(self) -> Batch:
         """Close the current batch: encode its changed state keys and start a new one."""
+        self._flush_coalesced(self.batch)
         batch, self.batch = self.batch, Batch()
         batch.changes = self.cache.take_changes()
         return batch
@@ -160,10 +194,29 @@ class Pipeline:
         """Drop every cached state (after a rebalance the store is the truth again)."""
         self.cache.clear()
 
+    def partition(self, partition: int) -> PartitionState:
+        """Return the functions over one partition's own state."""
+        state = self._partitions.get(partition)
+        if state is None:
+            state = self._partitions[partition] = PartitionState(
+                partition, self.partitions, self.engine.calendar
+            )
+        return state
+
     def _one(self, record: Record, now: int, batch: Batch) -> None:
         topics = self.topics
+        source_partition = record.partition
         if record.topic == topics.routed:
-            event, source_record = self._unwrap(record, now)
+            envelope = orjson.loads(record.value or b"null")
+            internal = parse_internal(envelope) if type(envelope) is dict else None
+            if internal is not None:
+                self._internal(record, internal, batch)
+                return
+            event, source_record = self._unwrap(envelope, record, now)
+            if type(event) is Credit:
+                source_partition = event.source
+            elif source_record is not record:
+                source_partition = source_record.partition
         else:
             source = topics.sources[record.topic]
             try:
@@ -176,9 +229,13 @@ class Pipeline:
         if partition_for(user_key, self.partitions) != record.partition:
             self._forward(record, user_key, source_record, batch)
             return
+        part = self.partition(record.partition)
         tx = self.cache.begin(record.partition)
         try:
-            outcome = self.engine.apply(event, tx, user_key)
+            outcome = self.engine.apply(
+                event, tx, user_key, lambda week: part.late(tx, week, source_partition)
+            )
+            closes = self._partition_step(part, tx, event, outcome)
         except BaseException:
             tx.rollback()
             raise
@@ -188,10 +245,135 @@ class Pipeline:
             self._dead(source_record, Reason.TOO_LATE, outcome.reason or "", now, batch, counted_as=record)
             return
         batch.outcomes.append((record.topic, outcome.status, outcome.reason))
-        self._emit(source_record, outcome, batch)
+        batch.board_late += outcome.board_late
+        self._emit(source_record, outcome, batch, record.partition)
+        if closes:
+            self._send_all(closes, record, batch)
 
-    def _unwrap(self, record: Record, now: int) -> tuple[Event | Credit, Record]:
-        envelope = orjson.loads(record.value or b"null")
+    def _partition_step(
+        self, part: PartitionState, tx: Transaction, event: Event | Credit, outcome: Outcome
+    ) -> list[Close]:
+        """Apply an event's effects on its partition's own state; return the weeks it closes."""
+        for board, week, ident, score, ts in outcome.scores:
+            part.score(tx, board, week, ident, score, ts)
+        day = outcome.day
+        if day is None:
+            return []
+        if outcome.points or outcome.new_user_day:
+            by_rule: dict[str, int] = {}
+            for award in outcome.points:
+                by_rule[award.rule] = by_rule.get(award.rule, 0) + award.points
+            part.economy(tx, day.week, day.name, outcome.new_user_day, by_rule)
+        if type(event) is Credit:
+            return []
+        assert isinstance(event, Message | Like | Login | Activity)
+        if outcome.team_counted:
+            count = part.team_count(tx, event.team_id, day.month, day.month_start_ms, outcome.team_counted)
+            self._coalesce(("tc", count.team, count.month), count)
+        if not self._with_boards():
+            return []
+        return part.observe(tx, event.ts, self.engine.book.at(event.ts).grace_ms)
+
+    def _with_boards(self) -> bool:
+        """Tell whether any rules version has boards (else no week ever needs closing)."""
+        versions = self.engine.book.versions
+        if self._boards_known[0] != len(versions):
+            self._boards_known = (len(versions), any(version.boards for version in versions))
+        return self._boards_known[1]
+
+    # --- the internal topic's typed messages ------------------------------------------------------
+
+    def _internal(self, record: Record, message: Internal, batch: Batch) -> None:
+        """Apply a message to a group, team, board, user or partition key owned here."""
+        partition = record.partition
+        if type(message) is not Close:
+            owner = message.owner()  # type: ignore[union-attr]
+            if partition_for(owner, self.partitions) != partition:
+                batch.outputs.append(
+                    Output(self.topics.routed, owner, record.value, record, record.timestamp_ms)
+                )
+                batch.internal.append((type(message).__name__, "forwarded"))
+                return
+        part = self.partition(partition)
+        tx = self.cache.begin(partition)
+        try:
+            sent, status = self._apply_internal(part, tx, record, message, batch)
+        except BaseException:
+            tx.rollback()
+            raise
+        if tx.commit():
+            batch.last[partition] = record
+        batch.internal.append((type(message).__name__, status))
+        self._send_all(sent, record, batch)
+
+    def _apply_internal(
+        self, part: PartitionState, tx: Transaction, record: Record, message: Internal, batch: Batch
+    ) -> tuple[list[Any], str]:
+        book, calendar = self.engine.book, self.engine.calendar
+        if type(message) is Grant:
+            outcome = self.engine.grant(message, tx, message.owner())
+            if outcome.points:
+                day = calendar.day_of(message.period_start_ms)
+                by_rule = {award.rule: award.points for award in outcome.points}
+                part.economy(tx, day.week, day.name, False, by_rule)
+            self._emit(record, outcome, batch, part.partition)
+            return [], outcome.status
+        if type(message) is GroupCount:
+            rules = book.at(message.week_start_ms)
+            late = part.late(tx, message.week, message.source)
+            grants, score = groups.on_count(tx, message, rules, late)
+            batch.board_late += late
+            if score is not None:
+                for board in rules.boards:
+                    if board.score == "group_interactions":
+                        part.score(tx, board.name, message.week, message.group, score[0], score[1])
+            return grants, APPLIED
+        if type(message) is GroupWon:
+            return groups.on_won(tx, message), APPLIED
+        if type(message) is TeamCount:
+            rules = book.at(message.month_start_ms)
+            month_end = calendar.day_of(message.month_start_ms).month_end_ms
+            return teams.on_count(tx, message, rules, month_end), APPLIED
+        if type(message) is RosterChange:
+            teams.on_roster(tx, message)
+            return [], APPLIED
+        if type(message) is Close:
+            names = sorted({board.name for version in book.versions for board in version.boards})
+            return part.on_close(tx, message, names), APPLIED
+        assert type(message) is Report
+        return boards.on_report(tx, message, self.partitions, self._rules_of_week), APPLIED
+
+    def _rules_of_week(self, week: str) -> tuple[Any, int]:
+        """Return the rules in effect at the start of an ISO week (``2026-W48``), and that start."""
+        year, number = week.split("-W")
+        start = self.engine.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms
+        return self.engine.book.at(start), start
+
+    def _coalesce(self, what: tuple[Any, ...], message: GroupCount | TeamCount) -> None:
+        self._coalesced[what] = (message, self.batch.records[-1])
+
+    def _flush_coalesced(self, batch: Batch) -> None:
+        """Send the batch's latest cumulative counts (before a Close, and when the batch ends)."""
+        if not self._coalesced:
+            return
+        routed = self.topics.routed
+        for message, record in self._coalesced.values():
+            value = orjson.dumps(message.to_record())
+            batch.outputs.append(Output(routed, message.owner(), value, record, record.timestamp_ms))
+        self._coalesced.clear()
+
+    def _send_all(self, messages: list[Any], record: Record, batch: Batch) -> None:
+        routed = self.topics.routed
+        for message in messages:
+            value = orjson.dumps(message.to_record())
+            if type(message) is Close:
+                self._flush_coalesced(batch)  # what this partition sent for the week goes before its Close
+                key = partition_owner(message.to)
+                batch.outputs.append(Output(routed, key, value, record, record.timestamp_ms, message.to))
+            else:
+                batch.outputs.append(Output(routed, message.owner(), value, record, record.timestamp_ms))
+
+    def _unwrap(self, envelope: Any, record: Record, now: int) -> tuple[Event | Credit, Record]:
         if "credit" in envelope:
             return Credit.from_record(envelope["credit"]), record
         key = envelope.get("key")
@@ -227,9 +409,17 @@ class Pipeline:
         result.outputs.append(Output(self.topics.routed, user_key, value, record, record.timestamp_ms))
         result.outcomes.append((record.topic, FORWARDED, Reason.MISROUTED.value))
 
-    def _emit(self, record: Record, outcome: Outcome, result: Batch) -> None:
+    def _emit(self, record: Record, outcome: Outcome, result: Batch, partition: int) -> None:
         """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
+        for message in outcome.messages:
+            if type(message) is GroupCount:
+                message.source = partition
+                self._coalesce(("gc", message.group, message.week, message.user), message)
+            else:
+                message.version = record.offset  # of the members record: the same on a replay, only growing
+                value = orjson.dumps(message.to_record())
+                outputs.append(Output(topics.routed, message.owner(), value, record, record.timestamp_ms))
         for award in outcome.points:
             out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)
             outputs.append(out)
@@ -239,6 +429,7 @@ class Pipeline:
             outputs.append(out)
             result.awards.append((out, badge.badge, badge.kind, 0))
         for credit in outcome.credits:
+            credit.source = partition
             value = orjson.dumps({"credit": credit.to_record()})
             outputs.append(Output(topics.routed, credit.user_id.encode(), value, record, record.timestamp_ms))
 

@@ -27,6 +27,7 @@ class Credit:
     source_event_id: str
     ts: int
     group_id: str | None = None
+    source: int = -1  # the partition that made it (-1: unknown, from an older worker)
 
     @property
     def event_id(self) -> str:
@@ -45,6 +46,8 @@ class Credit:
         }
         if self.group_id is not None:
             record["group_id"] = self.group_id
+        if self.source >= 0:
+            record["sp"] = self.source
         return record
 
     @classmethod
@@ -63,4 +66,5 @@ class Credit:
             source_event_id=str(record["source_event_id"]),
             ts=int(record["ts"]),
             group_id=None if group is None else str(group),
+            source=int(record.get("sp", -1)),
         )

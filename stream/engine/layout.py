@@ -28,6 +28,7 @@ FORMAT = 2
 SEPARATOR = b"\x00"
 CORE = b"core"
 COUNT, DISTINCT, PAID, DONE, PAIR = "#", "~", "$", "!", "@"
+IGNORED_TAG = "?"  # in a day's record: events ignored or points capped that day, by reason ("?cap:<rule>")
 SEEN = "s"  # in a day's record: the fingerprints of the event ids the day has seen
 
 

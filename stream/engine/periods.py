@@ -29,6 +29,8 @@ class Day:
     day_key: bytes = b""
     week_key: bytes = b""
     month_key: bytes = b""
+    week_start_ms: int = 0
+    month_start_ms: int = 0
 
 
 class Calendar:
@@ -90,4 +92,6 @@ class Calendar:
             day_key=b"d:" + name.encode(),
             week_key=b"w:" + week.encode(),
             month_key=b"m:" + month.encode(),
+            week_start_ms=self._start_ms(local - timedelta(days=iso.weekday - 1)),
+            month_start_ms=self._start_ms(date(local.year, local.month, 1)),
         )

@@ -7,15 +7,18 @@ Pure: no Kafka, no clock. The caller opens the transaction (stream/core/state.py
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.state import Transaction
+from stream.domains.messages import Grant, GroupCount, RosterChange
+from stream.engine import ledger
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
-from stream.engine.facts import Fact, credit_fact, make_facts
+from stream.engine.facts import ACTOR, Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, FORMAT, SEEN, SEPARATOR, check_core, new_core
+from stream.engine.layout import CORE, FORMAT, IGNORED_TAG, SEEN, SEPARATOR, check_core, new_core
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
@@ -24,21 +27,35 @@ from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLe
 from stream.rules.compiler import Campaign, CompiledRules, CounterStep, PointStep, Threshold
 from stream.rules.versions import RuleBook
 
+GROUP_TAG = "%"  # in a week's record: the user's interactions in a group, [count, latest ts]
+BOARD_TAG = "^"  # in a week's record: the user's board score, [score, latest ts] (not counting late ones)
+WEEK_POINTS = "+p"  # in a week's record: the points the user earned in the week
+
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 TOO_LATE = "too_late"
 
 
+def _never_late(week: str) -> bool:
+    return False
+
+
 @dataclass(slots=True)
 class Outcome:
-    """What one event did: its status, the awards and credits it produced."""
+    """What one event did: its status, the awards and credits it produced, what it sends to other keys."""
 
     status: str = APPLIED
     reason: str | None = None
     points: list[PointAward] = field(default_factory=list)
     badges: list[BadgeAward] = field(default_factory=list)
     credits: list[Credit] = field(default_factory=list)
+    messages: list[GroupCount | RosterChange] = field(default_factory=list)  # to groups and teams
+    team_counted: int = 0  # facts counted toward the event's team's month
+    scores: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # board, week, id, score, ts
+    board_late: int = 0  # contributions to a board whose week had closed
+    day: Day | None = None  # the event's day (None: no period touched)
+    new_user_day: bool = False  # the user's first event of that day
 
 
 class Engine:
@@ -48,8 +65,18 @@ class Engine:
         self.book = book
         self.calendar = calendar
 
-    def apply(self, event: Event | Credit, tx: Transaction, user_key: bytes) -> Outcome:
-        """Apply one event (or credit) of the user ``user_key`` within ``tx`` and return what it did."""
+    def apply(
+        self,
+        event: Event | Credit,
+        tx: Transaction,
+        user_key: bytes,
+        late: Callable[[str], bool] = _never_late,
+    ) -> Outcome:
+        """Apply one event (or credit) of the user ``user_key`` within ``tx`` and return what it did.
+
+        ``late(week)`` tells whether the event comes after its week's boards closed: it then counts for
+        points, never for a board.
+        """
         p = user_key + SEPARATOR  # layout.prefix, inline: once per event
         core_key = p + CORE
         core = tx.get(core_key)
@@ -59,16 +86,77 @@ class Engine:
             check_core(core, user_key)
         kind = type(event)
         if kind is Member or kind is MemberLeft:
-            core = tx.edit(core_key, new_core)
-            if isinstance(event, Member):
-                core["roster"] = [event.team_id, event.joined_at]
-                core["left"] = False
-            else:
-                core["left"] = True
-            return Outcome()
+            return _roster(tx, core_key, event)  # type: ignore[arg-type]
         if kind is Invite:
             raise TypeError("invitation events are not handled by this engine")
-        return self._scored(event, tx, p, core_key, core)  # type: ignore[arg-type]
+        return self._scored(event, tx, p, core_key, core, late)  # type: ignore[arg-type]
+
+    def grant(self, grant: Grant, tx: Transaction, user_key: bytes) -> Outcome:
+        """Pay an award another key decided (a challenge, a title), once per the user's period record."""
+        p = user_key + SEPARATOR
+        core_key = p + CORE
+        core = tx.get(core_key)
+        if core is None:
+            core = migrate_legacy(tx, user_key, self.calendar)
+        elif core.get("v") != FORMAT:
+            check_core(core, user_key)
+        rules = self.book.at(grant.period_start_ms)
+        if core is not None and grant.period_end_ms + self.book.retention_ms <= core["wm"]:
+            return Outcome(status=TOO_LATE, reason=f"{grant.per} {grant.period} is past the retention")
+        core = tx.edit(core_key, new_core)
+        kind, tag = ("weeks", b"w:") if grant.per == "week" else ("months", b"m:")
+        kept: dict[str, int] = core[kind]
+        if grant.period not in kept:
+            core[kind] = {**kept, grant.period: grant.period_end_ms}
+            if not 0 < core["px"] <= grant.period_end_ms:
+                core["px"] = grant.period_end_ms
+        record = tx.edit(p + tag + grant.period.encode())
+        done = f"!{grant.rule}@{grant.identity}"
+        if done in record:
+            return Outcome(status=DUPLICATE)
+        record[done] = 1
+        roster = core["roster"]
+        team = core["team"] or (roster[0] if roster else "")
+        out = Outcome()
+        source = f"{grant.rule}:{grant.identity}:{grant.period}"
+        if grant.points:
+            core["points"] += grant.points
+            if grant.per == "week":
+                record["+p"] = record.get("+p", 0) + grant.points
+            out.points.append(
+                PointAward(
+                    award_id=award_id(grant.rule, grant.identity, grant.period, grant.user),
+                    user_id=grant.user,
+                    team_id=team,
+                    points=grant.points,
+                    rule=grant.rule,
+                    period=grant.period,
+                    source_event_id=source,
+                    rules_version=grant.version,
+                    ts=grant.period_start_ms,
+                    reason=grant.reason,
+                )
+            )
+        if grant.badge is not None and grant.kind is not None:
+            if grant.kind == "title":
+                core["titles"] = [*core.get("titles", []), [grant.badge, grant.period]]
+            out.badges.append(
+                BadgeAward(
+                    award_id=award_id("badge", grant.user, grant.badge, grant.period),
+                    user_id=grant.user,
+                    team_id=team,
+                    badge=grant.badge,
+                    kind=grant.kind,
+                    source_event_id=source,
+                    rules_version=grant.version,
+                    ts=grant.period_start_ms,
+                    period=grant.period,
+                )
+            )
+        if grant.points:
+            _levels(core, rules, out, grant.user, team, source, grant.period_start_ms)
+        ledger.append(tx, p, core, out.points, out.badges)
+        return out
 
     def _scored(
         self,
@@ -77,6 +165,7 @@ class Engine:
         p: bytes,
         core_key: bytes,
         core: dict[str, Any] | None,
+        late: Callable[[str], bool],
     ) -> Outcome:
         ts = event.ts
         day = self.calendar.day_of(ts)
@@ -87,26 +176,37 @@ class Engine:
         if core is not None and seen_before(tx, p, core, fp, self.calendar):
             return Outcome(status=DUPLICATE)
         core = tx.edit(core_key, new_core)
+        d0 = core["d0"]
+        new_day = day.ordinal > d0 or not (core["dm"] >> (d0 - day.ordinal)) & 1
         advance(tx, p, core, day, ts, retention, self.calendar)
         rules = self.book.at(ts)
         ctx = _Context(self, rules, tx, p, core, day, event)
+        out = ctx.out
+        out.day, out.new_user_day = day, new_day
         day_record = ctx.record("day")
         seen = day_record.get(SEEN)
         day_record[SEEN] = (seen if seen is not None else Fingerprints()).plus(fp)
         if isinstance(event, Credit):
-            ctx.run(credit_fact(event))
+            facts = [credit_fact(event)]
         else:
             if core["team"] != event.team_id:
                 core["team"] = event.team_id
             made = make_facts(event, day_record, rules.like_pair_daily_limit, rules.group_min_invited)
             if made.ignored is not None:
-                ctx.out.status, ctx.out.reason = IGNORED, made.ignored
-            for fact in made.facts:
-                ctx.run(fact)
-            ctx.out.credits = made.credits
-        if ctx.out.points:
+                out.status, out.reason = IGNORED, made.ignored
+                entry = IGNORED_TAG + made.ignored
+                day_record[entry] = day_record.get(entry, 0) + 1
+            facts = made.facts
+            out.credits = made.credits
+        for fact in facts:
+            ctx.run(fact)
+        if facts and (rules.boards or rules.group_facts or rules.team_facts):
+            ctx.social(facts, late)
+        if out.points:
             ctx.check_level()
-        return ctx.out
+        if out.points or out.badges:
+            ledger.append(tx, p, core, out.points, out.badges)
+        return out
 
 
 class _Context:
@@ -248,6 +348,10 @@ class _Context:
             room = cap - self.record(per).get(step.paid, 0)
             if points > room:
                 points, capped = room, (per, cap)
+        if capped is not None:
+            record = self.record("day")
+            entry = IGNORED_TAG + "cap:" + step.name
+            record[entry] = record.get(entry, 0) + 1
         if points <= 0:
             return
         for per, _cap in step.caps:
@@ -337,11 +441,57 @@ class _Context:
 
     def check_level(self) -> None:
         """Award a level badge for every level the user's lifetime points now reach."""
-        core, levels = self.core, self.rules.levels
-        while core["level"] + 1 < len(levels) and core["points"] >= levels[core["level"] + 1][1]:
-            core["level"] += 1
-            name = levels[core["level"]][0]
-            self._badge(name, "level", LIFETIME, ("level", name), level=name)
+        _levels(self.core, self.rules, self.out, self.user, self.team, self.source, self.event.ts)
+
+    # --- groups, teams, boards ----------------------------------------------------------------------
+
+    def social(self, facts: list[Fact], late: Callable[[str], bool]) -> None:
+        """Count the event for its groups, its team and the boards; note its points in the week."""
+        rules, out, day, ts = self.rules, self.out, self.day, self.event.ts
+        week = self.record("week")
+        for fact in facts:
+            if fact.side == ACTOR:
+                if fact.name in rules.group_facts:
+                    group = fact.fields.get("group_id")
+                    if group is not None:
+                        entry = GROUP_TAG + group
+                        before = week.get(entry)
+                        n, last = (before[0] + 1, max(before[1], ts)) if before else (1, ts)
+                        week[entry] = [n, last]
+                        out.messages.append(
+                            GroupCount(group, day.week, self.user, n, last, -1, day.week_start_ms)
+                        )
+                if fact.name in rules.team_facts:
+                    out.team_counted += 1
+            else:
+                for board in rules.boards:
+                    if board.score == "received" and fact.name in board.facts:
+                        self._score(board.name, 1, late)
+        earned = sum(award.points for award in out.points)
+        if earned:
+            week[WEEK_POINTS] = week.get(WEEK_POINTS, 0) + earned
+            roster = self.core["roster"]
+            joined = roster[1] if roster else None
+            if joined is not None:
+                for board in rules.boards:
+                    if (
+                        board.score == "newcomer_points"
+                        and day.week_end_ms - board.joined_within_ms <= joined < day.week_end_ms
+                    ):
+                        self._score(board.name, earned, late)
+
+    def _score(self, board: str, delta: int, late: Callable[[str], bool]) -> None:
+        week_name = self.day.week
+        if late(week_name):
+            self.out.board_late += 1
+            return
+        week = self.record("week")
+        entry = BOARD_TAG + board
+        before = week.get(entry)
+        ts = self.event.ts
+        score = [before[0] + delta, max(before[1], ts)] if before else [delta, ts]
+        week[entry] = score
+        self.out.scores.append((board, week_name, self.user, score[0], score[1]))
 
     def _points(self, rule: str, points: int, period: str, the_id: str, reason: str) -> None:
         self.core["points"] += points
@@ -360,9 +510,7 @@ class _Context:
             )
         )
 
-    def _badge(
-        self, badge: str, kind: str, period: str, identity: tuple[str, ...], level: str | None = None
-    ) -> None:
+    def _badge(self, badge: str, kind: str, period: str, identity: tuple[str, ...]) -> None:
         self.out.badges.append(
             BadgeAward(
                 award_id=award_id("badge", self.user, *identity),
@@ -373,7 +521,59 @@ class _Context:
                 source_event_id=self.source,
                 rules_version=self.rules.version,
                 ts=self.event.ts,
-                level=level,
                 period=period,
             )
         )
+
+
+def _levels(
+    core: dict[str, Any], rules: CompiledRules, out: Outcome, user: str, team: str, source: str, ts: int
+) -> None:
+    """Award a level badge for every level the user's lifetime points now reach."""
+    levels = rules.levels
+    while core["level"] + 1 < len(levels) and core["points"] >= levels[core["level"] + 1][1]:
+        core["level"] += 1
+        name = levels[core["level"]][0]
+        out.badges.append(
+            BadgeAward(
+                award_id=award_id("badge", user, "level", name),
+                user_id=user,
+                team_id=team,
+                badge=name,
+                kind="level",
+                source_event_id=source,
+                rules_version=rules.version,
+                ts=ts,
+                level=name,
+                period=LIFETIME,
+            )
+        )
+
+
+def _roster(tx: Transaction, core_key: bytes, event: Member | MemberLeft) -> Outcome:
+    """Record a roster change on the user and send it to the team(s) it concerns."""
+    current = tx.get(core_key)
+    if current is not None:
+        unchanged = (
+            current["left"]
+            if isinstance(event, MemberLeft)
+            else not current["left"] and current["roster"] == [event.team_id, event.joined_at]
+        )
+        if unchanged:
+            return Outcome()  # a redelivery: the team has heard it already
+    core = tx.edit(core_key, new_core)
+    before = core["roster"]
+    version = -1  # the caller sets the members record's offset: the same on a replay, and only growing
+    out = Outcome()
+    user = core_key[: -len(SEPARATOR + CORE)].decode()
+    if isinstance(event, Member):
+        if before and not core["left"] and before[0] != event.team_id:
+            out.messages.append(RosterChange(before[0], user, version, None))
+        core["roster"] = [event.team_id, event.joined_at]
+        core["left"] = False
+        out.messages.append(RosterChange(event.team_id, user, version, event.joined_at))
+    else:
+        core["left"] = True
+        if before:
+            out.messages.append(RosterChange(before[0], user, version, None))
+    return out

@@ -131,6 +131,29 @@ class Plan:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """Pay a group's (per week) or a team's (per month) people once when its count reaches ``threshold``."""
+
+    name: str
+    title: str
+    owner: str  # group | team
+    per: str  # week | month
+    threshold: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A weekly board: how a contestant scores, and the title its winner gets."""
+
+    name: str
+    title: str
+    score: str  # received | newcomer_points | group_interactions
+    facts: frozenset[str]
+    joined_within_ms: int
+
+
 @dataclass(frozen=True)
 class CompiledRules:
     """One version of the rules, ready to run."""
@@ -144,6 +167,11 @@ class CompiledRules:
     plans: dict[tuple[str, str], Plan]  # (fact, "actor" | "target") -> plan
     levels: tuple[tuple[str, int], ...]
     campaigns: tuple[Campaign, ...]
+    group_facts: frozenset[str]  # facts that count as interactions of their group
+    team_facts: frozenset[str]  # facts that count toward their team's month
+    challenges: tuple[Challenge, ...]
+    boards: tuple[Board, ...]
+    grace_ms: int  # a week's boards close once an event this far past its end is seen
     source: Rules = field(repr=False)
     text: str = field(default="", repr=False)
 
@@ -233,6 +261,21 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
         plans=plans,
         levels=tuple((level.name, level.min_points) for level in rules.levels),
         campaigns=tuple(campaigns.values()),
+        group_facts=frozenset(rules.groups.interactions),
+        team_facts=frozenset(rules.teams.counts),
+        challenges=tuple(
+            Challenge(name, spec.title or name, spec.owner, spec.per, spec.threshold, spec.points)
+            for name, spec in rules.challenges.items()
+            if spec.enabled
+        ),
+        boards=tuple(
+            Board(
+                name, spec.title or name, spec.score, frozenset(spec.facts), spec.joined_within_days * DAY_MS
+            )
+            for name, spec in rules.boards.items()
+            if spec.enabled
+        ),
+        grace_ms=rules.time.board_grace_minutes * 60_000,
         source=rules,
         text=text,
     )

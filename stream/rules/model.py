@@ -72,6 +72,9 @@ class TimeRules(_Strict):
 
     retention_days: int = Field(strict=True, default=35, ge=1, le=366)
     max_future_minutes: int = Field(strict=True, default=60, ge=0)
+    board_grace_minutes: int = Field(
+        strict=True, default=60, ge=0
+    )  # a week's boards close this long after it
 
 
 class AntiGaming(_Strict):
@@ -189,6 +192,87 @@ class CampaignSpec(_Strict):
         return self
 
 
+GROUP_FACTS = frozenset(fact for fact, fields in FACTS.items() if "group_id" in fields)
+
+
+class GroupRules(_Strict):
+    """What counts as an interaction in a group: facts carrying its ``group_id``, counted for the actor."""
+
+    interactions: list[str] = ["message", "like"]
+
+    @field_validator("interactions")
+    @classmethod
+    def _facts(cls, value: list[str]) -> list[str]:
+        for fact in value:
+            if fact not in GROUP_FACTS:
+                raise ValueError(
+                    f"{fact!r} is not a fact with a group_id (those: {', '.join(sorted(GROUP_FACTS))})"
+                )
+        return value
+
+
+class TeamRules(_Strict):
+    """What counts toward a team's monthly total: the facts of its members' events (by the event's team)."""
+
+    counts: list[str] = ["message"]
+
+    @field_validator("counts")
+    @classmethod
+    def _facts(cls, value: list[str]) -> list[str]:
+        for fact in value:
+            if fact not in FACTS:
+                raise ValueError(f"unknown fact {fact!r} (known: {', '.join(FACTS)})")
+        return value
+
+
+class ChallengeSpec(_Strict):
+    """Pay the people of a group (per ISO week) or a team (per month) once, when its count reaches ``threshold``.
+
+    A group pays every user who interacted in it that week, also those who interact after the crossing;
+    a team pays each member on its roster at the crossing.
+    """
+
+    title: str | None = None
+    enabled: bool = True
+    owner: Literal["group", "team"]
+    threshold: int = Field(strict=True, ge=1)
+    points: int = Field(strict=True, ge=1)
+
+    @property
+    def per(self) -> str:
+        """Return the period the challenge counts in: a group's week, a team's month."""
+        return "week" if self.owner == "group" else "month"
+
+
+class BoardSpec(_Strict):
+    """A weekly board whose winner gets a ``title`` badge when the week closes.
+
+    ``received``: the facts users received (``facts``); ``newcomer_points``: points earned in the week by
+    users who joined within ``joined_within_days`` before the week ends; ``group_interactions``: a group's
+    interactions in the week (each of its members active that week gets the title).
+    """
+
+    title: str | None = None
+    enabled: bool = True
+    score: Literal["received", "newcomer_points", "group_interactions"]
+    facts: list[str] = []
+    joined_within_days: int = Field(strict=True, default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> BoardSpec:
+        if self.score == "received":
+            if not self.facts:
+                raise ValueError("facts: a 'received' board needs the facts it counts")
+            for fact in self.facts:
+                if fact not in TARGETED_FACTS:
+                    raise ValueError(
+                        f"facts: {fact!r} has no target user (those: {', '.join(sorted(TARGETED_FACTS))})"
+                    )
+        elif self.facts:
+            raise ValueError("facts: only a 'received' board takes it")
+        return self
+
+
 class Level(_Strict):
     """A level reached at a number of lifetime points."""
 
@@ -206,6 +290,10 @@ class Rules(_Strict):
     counters: dict[str, CounterSpec] = {}
     rules: dict[str, RuleSpec]
     campaigns: dict[str, CampaignSpec] = {}
+    groups: GroupRules = GroupRules()
+    teams: TeamRules = TeamRules()
+    challenges: dict[str, ChallengeSpec] = {}
+    boards: dict[str, BoardSpec] = {}
     levels: list[Level]
 
     @field_validator("effective_from", mode="before")
@@ -217,7 +305,7 @@ class Rules(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
-        for section in ("counters", "rules", "campaigns"):
+        for section in ("counters", "rules", "campaigns", "challenges", "boards"):
             for name in getattr(self, section):
                 if not NAME.fullmatch(name):
                     raise ValueError(
@@ -243,7 +331,11 @@ class Rules(_Strict):
             for rule_name in spec.rules:
                 if rule_name not in self.rules:
                     raise ValueError(f"campaigns.{name}.rules: unknown rule {rule_name!r}")
+        for name in self.challenges:
+            if name in self.rules:
+                raise ValueError(f"challenges.{name}: a rule has that name too (award rules must differ)")
         badges = [(rule.badge.name or name) for name, rule in self.rules.items() if rule.badge]
+        badges += list(self.boards)
         twice = sorted({badge for badge in badges if badges.count(badge) > 1})
         if twice:
             raise ValueError(f"rules: badge {twice[0]!r} is awarded by more than one rule")
@@ -266,7 +358,7 @@ def _describe(error: ValidationError, source: str) -> str:
         # A model-level message may start with the field it is about ("threshold: ..."): join the paths.
         head, sep, rest = message.partition(": ")
         if sep and re.fullmatch(
-            r"[\w.-]+|(?:counters|rules|campaigns)\.[^:]+", head
+            r"[\w.-]+|(?:counters|rules|campaigns|challenges|boards)\.[^:]+", head
         ):  # a path (a bad name too)
             where, message = (f"{where}.{head}" if where else head), rest
         lines.append(f"  {where or '(top level)'}: {message}")

@@ -14,7 +14,7 @@ from stream.engine.periods import Calendar
 from stream.engine.processor import Engine, Outcome
 from stream.events import Activity, Like, Login, Member, Message
 from stream.rules.compiler import compile_rules
-from stream.rules.model import Rules, load_rules, parse_rules
+from stream.rules.model import GroupRules, Rules, TeamRules, load_rules, parse_rules
 from stream.rules.versions import RuleBook
 
 TZ = "Asia/Shanghai"
@@ -92,6 +92,18 @@ def credit(
     group: str | None = None,
 ) -> Credit:
     return Credit(receiver, kind, sender, team, source or new_id("src"), ts, group)
+
+
+def personal_only(rules: Rules) -> Rules:
+    """Return ``rules`` without groups, teams, challenges and boards: the per-user programme alone."""
+    return rules.model_copy(
+        update={
+            "groups": GroupRules(interactions=[]),
+            "teams": TeamRules(counts=[]),
+            "challenges": {},
+            "boards": {},
+        }
+    )
 
 
 def rules_text(yaml_text: str) -> str:

@@ -27,6 +27,7 @@ from stream.engine.processor import Engine
 from stream.pipeline import Pipeline, Record, Topics
 from stream.rules import load_rules
 from stream.rules.versions import RuleBook
+from tests.unit.support import personal_only
 
 TZ = "Asia/Shanghai"
 DAY_MS = 86_400_000
@@ -42,7 +43,8 @@ TOPICS = Topics(
 
 def run_pipeline(records: list[tuple[str, Any, Any]], batch: int = 500) -> list[dict[str, Any]]:
     """Run ``records`` through the pure pipeline, credits fed back; return the award records emitted."""
-    engine = Engine(RuleBook.of(load_rules(), ZoneInfo(TZ)), Calendar(TZ))
+    # the model covers the per-user programme (groups, teams and boards: tests/unit/domains)
+    engine = Engine(RuleBook.of(personal_only(load_rules()), ZoneInfo(TZ)), Calendar(TZ))
     cache = StateCache(MemoryStore(), decode_value, encode_value)
     pipeline = Pipeline(engine, TOPICS, 1, lambda: int(time.time() * 1000), cache)
     queue = [

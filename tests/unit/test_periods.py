@@ -66,6 +66,8 @@ def test_shanghai_day_fields() -> None:
         day_key=b"d:2026-11-23",
         week_key=b"w:2026-W48",
         month_key=b"m:2026-11",
+        week_start_ms=utc_ms(2026, 11, 22, 16),
+        month_start_ms=utc_ms(2026, 10, 31, 16),
     )
 
 

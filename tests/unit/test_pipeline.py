@@ -21,6 +21,7 @@ from stream.engine.processor import Engine, Outcome
 from stream.events import Event
 from stream.pipeline import Batch, Output, Pipeline, Record, Topics, partition_for
 from stream.rules import load_rules
+from tests.unit.support import personal_only
 from stream.rules.versions import RuleBook
 
 TZ = "Asia/Shanghai"
@@ -30,7 +31,9 @@ DAY = 86_400_000
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 in Shanghai
 NOW = D0 + 12 * HOUR
 PARTITIONS = 4
-BOOK = RuleBook.of(load_rules(), ZoneInfo(TZ))
+# The per-user programme only: groups, teams and boards (which add internal messages) are tested in
+# tests/unit/domains and tests/unit/test_social_pipeline.py.
+BOOK = RuleBook.of(personal_only(load_rules()), ZoneInfo(TZ))
 
 TOPICS = Topics(
     sources={
@@ -62,8 +65,18 @@ def core_key(user: str) -> bytes:
 
 
 def owner(key: bytes) -> bytes:
-    """The user a state key belongs to."""
+    """The owner a state key belongs to: a user, or a group, team, board or partition (``\\0g\\0name``)."""
+    if key.startswith(b"\x00"):
+        kind, name = key.split(b"\x00")[1:3]
+        return b"\x00" + kind + b"\x00" + name
     return key.split(b"\x00", 1)[0]
+
+
+def key_partition(key: bytes) -> int:
+    """The partition a state key lives on: its owner's, or for a partition's own key that partition."""
+    if key.startswith(b"\x00p\x00"):
+        return int(key.split(b"\x00")[2])
+    return partition_for(owner(key), PARTITIONS)
 
 
 def message(event_id: str, user: str = "u1", ts: int = NOW, **extra: Any) -> dict[str, Any]:
@@ -126,7 +139,7 @@ class CountingStore(MemoryStore):
         self.reads: list[bytes] = []
 
     def get(self, partition: int, key: bytes) -> bytes | None:
-        assert partition == partition_for(owner(key), PARTITIONS), "a key is read on its user's partition"
+        assert partition == key_partition(key), "a key is read on its owner's partition"
         self.reads.append(key)
         return super().get(partition, key)
 
@@ -187,7 +200,8 @@ def one_output(batch: Batch, topic: str) -> Output:
 
 
 def changed_users(batch: Batch) -> set[bytes]:
-    return {owner(key) for key in batch.changes}
+    """The users whose keys a batch changed (a partition's own keys, e.g. its economy, left out)."""
+    return {owner(key) for key in batch.changes if not key.startswith(b"\x00p\x00")}
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -562,9 +576,10 @@ class Exploding:
         self.engine = engine
         self.event_id = event_id
         self.book = engine.book
+        self.calendar = engine.calendar
 
-    def apply(self, event: Event, tx: Transaction, user_key: bytes) -> Outcome:
-        out = self.engine.apply(event, tx, user_key)
+    def apply(self, event: Event, tx: Transaction, user_key: bytes, *rest: Any) -> Outcome:
+        out = self.engine.apply(event, tx, user_key, *rest)
         assert tx.undo, "the event wrote to its transaction before failing"
         if getattr(event, "event_id", None) == self.event_id:
             raise RuntimeError("boom")
@@ -626,6 +641,7 @@ def test_like_credit_is_routed_to_the_target_and_counted_there() -> None:
             "team_id": "t1",
             "source_event_id": "l1",
             "ts": NOW,
+            "sp": part("u1"),
         }
     }
     assert changed_users(batch) == {b"u1"}  # the receiver's state changes on the receiver's partition
@@ -732,7 +748,9 @@ def test_changes_are_encoded_at_take_batch_time() -> None:
 def test_pruned_periods_are_tombstones_in_the_changes() -> None:
     worker = Worker()
     worker.run(record("src.messages", message("m1")))  # 2026-11-23
-    old_keys = {key for key in worker.stored() if key != core_key("u1")}
+    # the user's period keys (not its core, nor its ledger, which keeps the latest awards whatever their age)
+    old_keys = {key for key in worker.stored() if key.startswith(b"u1\x00") and key != core_key("u1")}
+    old_keys = {key for key in old_keys if not key.startswith(b"u1\x00l:")}
     assert {key.split(b"\x00", 1)[1] for key in old_keys} == {b"d:2026-11-23", b"w:2026-W48"}
     # 50 days later (2027-01-12) the horizon (watermark - 35 days = 2026-12-08 12:00) has passed the end
     # of 2026-11-23 and of 2026-W48 (2026-11-30 00:00)

@@ -1,0 +1,1 @@
+"""Key spaces beyond one user's: groups, teams, boards and partitions, each a pure step over its own keys."""
