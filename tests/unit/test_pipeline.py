@@ -21,8 +21,8 @@ from stream.engine.processor import Engine, Outcome
 from stream.events import Event
 from stream.pipeline import Batch, Output, Pipeline, Record, Topics, partition_for
 from stream.rules import load_rules
-from tests.unit.support import personal_only
 from stream.rules.versions import RuleBook
+from tests.unit.support import personal_only
 
 TZ = "Asia/Shanghai"
 VERSION = "2026-11-23.1"

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from stream.core.state import MemoryStore, StateCache
+from stream.engine import ledger
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.layout import CORE, decode_value, encode_value, new_core, prefix
 from stream.engine.periods import Calendar
-from stream.engine import ledger
 from stream.engine.processor import APPLIED, DUPLICATE, IGNORED, TOO_LATE, Engine, Outcome
 from stream.events import Member, MemberLeft
 from stream.rules import Rules, load_rules
