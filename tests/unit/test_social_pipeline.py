@@ -1,0 +1,263 @@
+"""Groups, teams and boards through the pipeline: a cluster of partitions whose internal topic is simulated.
+
+Every routed output is delivered back as a record on its partition, in order per partition, until nothing
+more is sent; so the week-close protocol, the reports and the grants run as on a broker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict, deque
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from stream.core.state import MemoryStore, StateCache
+from stream.engine.layout import decode_value, encode_value
+from stream.engine.periods import Calendar
+from stream.engine.processor import Engine
+from stream.pipeline import Output, Pipeline, Record, Topics, partition_for
+from stream.rules.versions import RuleBook
+from tests.unit.support import parse
+
+TZ = "Asia/Shanghai"
+HOUR = 3_600_000
+DAY = 86_400_000
+D0 = 1_795_363_200_000  # Monday 2026-11-23 00:00 in Shanghai (2026-W48)
+WEEK = 7 * DAY
+PARTITIONS = 4
+
+RULES = parse(
+    """
+    counters:
+      messages_day: {fact: message, per: day}
+    rules:
+      message_text: {fact: message, where: {kind: text}, points: 2}
+      like_given: {fact: like, points: 1}
+      thanks_received: {fact: thanks_card, receiver: target, points: 20}
+    groups: {interactions: [message, like]}
+    teams: {counts: [message]}
+    challenges:
+      group_weekly: {owner: group, threshold: 10, points: 50}
+      team_monthly: {owner: team, threshold: 12, points: 500}
+    boards:
+      mvc: {score: received, facts: [like, thanks_card]}
+      newcomer: {score: newcomer_points, joined_within_days: 30}
+      best_group: {score: group_interactions}
+    """
+)
+
+TOPICS = Topics(
+    sources={
+        "src.messages": "message",
+        "src.likes": "like",
+        "src.activities": "activity",
+        "src.members": "member",
+    },
+    routed="int.routed",
+    points="out.points",
+    badges="out.badges",
+    deadletter="out.dead",
+)
+
+
+class Cluster:
+    """One pipeline over every partition, with the internal topic's partitions as queues."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.store = MemoryStore()
+        cache = StateCache(self.store, decode_value, encode_value)
+        self.pipeline = Pipeline(
+            Engine(RuleBook.of(RULES, ZoneInfo(TZ)), Calendar(TZ)),
+            TOPICS,
+            PARTITIONS,
+            lambda: D0 + 60 * DAY,
+            cache,
+        )
+        self.offsets = itertools.count()
+        self.routed: dict[int, deque[Record]] = defaultdict(deque)
+        self.outputs: list[Output] = []
+        self.random = random.Random(seed) if seed is not None else None
+
+    def feed(self, topic: str, doc: dict[str, Any] | None, user: str | None = None) -> None:
+        user = user or (doc or {})["user_id"]
+        key = user.encode()
+        value = None if doc is None else orjson.dumps(doc)
+        self._run([Record(topic, partition_for(key, PARTITIONS), next(self.offsets), key, value, D0)])
+
+    def _run(self, records: list[Record]) -> None:
+        batch = self.pipeline.run(records)
+        self.store_changes(batch.changes)
+        for out in batch.outputs:
+            if out.topic == TOPICS.routed:
+                assert out.key is not None
+                partition = out.partition if out.partition is not None else partition_for(out.key, PARTITIONS)
+                self.routed[partition].append(
+                    Record(out.topic, partition, next(self.offsets), out.key, out.value, D0)
+                )
+            else:
+                self.outputs.append(out)
+
+    def store_changes(self, changes: dict[bytes, tuple[int, bytes | None]]) -> None:
+        for key, (partition, raw) in changes.items():
+            self.store.write(partition, {key: raw})
+
+    def settle(self) -> None:
+        """Deliver routed records until none is left (in order per partition; partitions interleaved)."""
+        while any(self.routed.values()):
+            ready = [p for p, queue in self.routed.items() if queue]
+            p = self.random.choice(ready) if self.random else ready[0]
+            queue = self.routed[p]
+            take = self.random.randint(1, len(queue)) if self.random else len(queue)
+            self._run([queue.popleft() for _ in range(take)])
+
+    def awards(self) -> dict[str, dict[str, Any]]:
+        by_id: dict[str, dict[str, Any]] = {}
+        for out in self.outputs:
+            if out.topic in (TOPICS.points, TOPICS.badges):
+                value = orjson.loads(out.value or b"")
+                assert by_id.setdefault(value["award_id"], value) == value
+        return by_id
+
+    def rules_points(self, rule: str) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for award in self.awards().values():
+            if award.get("rule") == rule:
+                totals[award["user_id"]] += award["points"]
+        return dict(totals)
+
+    def titles(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for award in self.awards().values():
+            if award.get("kind") == "title":
+                out[award["badge"]].add(award["user_id"])
+        return dict(out)
+
+    def deadletters(self) -> list[dict[str, Any]]:
+        return [orjson.loads(out.value or b"") for out in self.outputs if out.topic == TOPICS.deadletter]
+
+
+_ids = itertools.count()
+
+
+def message(user: str, ts: int, group: str | None = None, team: str = "t1") -> dict[str, Any]:
+    doc = {"event_id": f"m{next(_ids)}", "user_id": user, "team_id": team, "kind": "text", "ts": ts}
+    if group is not None:
+        doc["group_id"] = group
+    return doc
+
+
+def like(user: str, target: str, ts: int, group: str | None = None) -> dict[str, Any]:
+    doc = {"event_id": f"l{next(_ids)}", "user_id": user, "team_id": "t1", "target_user_id": target, "ts": ts}
+    if group is not None:
+        doc["group_id"] = group
+    return doc
+
+
+def thanks(user: str, target: str, ts: int) -> dict[str, Any]:
+    return {
+        "event_id": f"x{next(_ids)}",
+        "user_id": user,
+        "team_id": "t1",
+        "type": "thanks_card",
+        "target_user_id": target,
+        "ts": ts,
+    }
+
+
+def member(user: str, team: str, joined_at: int) -> dict[str, Any]:
+    return {"user_id": user, "team_id": team, "joined_at": joined_at}
+
+
+def test_a_group_crossing_pays_everyone_who_interacted_that_week_also_a_late_joiner() -> None:
+    cluster = Cluster()
+    for i in range(9):
+        cluster.feed("src.messages", message(f"u{i % 3}", D0 + HOUR + i, group="g1"))
+    cluster.settle()
+    assert cluster.rules_points("group_weekly") == {}
+    cluster.feed("src.likes", like("u3", "u0", D0 + 2 * HOUR, group="g1"))  # the 10th interaction
+    cluster.settle()
+    assert cluster.rules_points("group_weekly") == {"u0": 50, "u1": 50, "u2": 50, "u3": 50}
+    cluster.feed("src.messages", message("u9", D0 + 3 * DAY, group="g1"))  # joins in after the crossing
+    cluster.feed("src.messages", message("u0", D0 + 3 * DAY, group="g1"))  # paid already
+    cluster.feed("src.messages", message("u8", D0 + WEEK + HOUR, group="g1"))  # the next week: not paid
+    cluster.settle()
+    assert cluster.rules_points("group_weekly") == {"u0": 50, "u1": 50, "u2": 50, "u3": 50, "u9": 50}
+    award = next(a for a in cluster.awards().values() if a.get("rule") == "group_weekly")
+    assert (award["period"], award["ts"], award["status"]) == ("2026-W48", D0, "granted")
+
+
+def test_a_team_crossing_pays_its_roster_at_that_moment() -> None:
+    cluster = Cluster()
+    for user in ("a", "b", "c", "left"):
+        cluster.feed("src.members", member(user, "T", D0 - 100 * DAY))
+    cluster.feed("src.members", None, user="left")  # left before the crossing
+    cluster.settle()
+    for i in range(12):
+        cluster.feed("src.messages", message(f"w{i % 5}", D0 + i * HOUR, team="T"))
+    cluster.settle()
+    cluster.feed("src.members", member("late", "T", D0 + 5 * DAY))  # joined after
+    for i in range(5):
+        cluster.feed("src.messages", message("a", D0 + 6 * DAY + i, team="T"))
+    cluster.settle()
+    assert cluster.rules_points("team_monthly") == {"a": 500, "b": 500, "c": 500}
+    award = next(a for a in cluster.awards().values() if a.get("rule") == "team_monthly")
+    assert award["period"] == "2026-11"
+
+
+def test_boards_close_after_the_grace_with_ties_broken_by_event_time() -> None:
+    cluster = Cluster()
+    cluster.feed("src.members", member("new1", "t1", D0 - 2 * DAY))  # newcomers of W48
+    cluster.feed("src.members", member("new2", "t1", D0 - 3 * DAY))
+    # mvc: r1 and r2 both receive 3; r2 reached 3 first by event time
+    for i, giver in enumerate(("g1", "g2", "g3")):
+        cluster.feed("src.likes", like(giver, "r1", D0 + 10 * HOUR + i))
+        cluster.feed("src.likes", like(giver, "r2", D0 + 5 * HOUR + i))
+    cluster.feed("src.activities", thanks("g4", "r3", D0 + HOUR))  # 1 only
+    # newcomer: new1 earns 4 points, new2 2
+    cluster.feed("src.messages", message("new1", D0 + HOUR, group="ga"))
+    cluster.feed("src.messages", message("new1", D0 + 2 * HOUR, group="ga"))
+    cluster.feed("src.messages", message("new2", D0 + HOUR, group="gb"))
+    cluster.feed("src.messages", message("x", D0 + HOUR, group="gb"))
+    cluster.feed("src.messages", message("y", D0 + HOUR, group="gb"))
+    cluster.settle()
+    assert cluster.titles() == {}
+    # an event an hour and a bit past the week's end closes W48 everywhere
+    cluster.feed("src.messages", message("z", D0 + WEEK + HOUR + 1))
+    cluster.settle()
+    assert cluster.titles() == {"mvc": {"r2"}, "newcomer": {"new1"}, "best_group": {"new2", "x", "y"}}
+    # a like of the closed week still pays, but changes no board
+    cluster.feed("src.likes", like("g5", "r1", D0 + 2 * DAY))
+    cluster.settle()
+    assert cluster.titles()["mvc"] == {"r2"}
+    assert cluster.rules_points("like_given")["g5"] == 1
+
+
+def test_the_same_traffic_in_any_interleaving_gives_the_same_awards() -> None:
+    def traffic(cluster: Cluster) -> None:
+        for user, team in (("a", "T"), ("b", "T"), ("c", "T")):
+            cluster.feed("src.members", member(user, team, D0 - DAY))
+        cluster.settle()
+        rng = random.Random(7)
+        for i in range(60):
+            user = f"u{rng.randrange(6)}"
+            ts = D0 + rng.randrange(6 * DAY)
+            if i % 3:
+                cluster.feed("src.messages", message(user, ts, group=f"g{rng.randrange(2)}", team="T"))
+            else:
+                cluster.feed("src.likes", like(user, f"u{rng.randrange(6)}", ts, group="g0"))
+        cluster.feed("src.messages", message("z", D0 + WEEK + 2 * HOUR))
+
+    runs = []
+    global _ids
+    for seed in (None, 1, 2, 3):
+        cluster = Cluster(seed)
+        _ids = itertools.count()  # the same event ids in every run
+        traffic(cluster)
+        cluster.settle()
+        runs.append(cluster.awards())
+    assert all(run == runs[0] for run in runs[1:])
+    assert any(a.get("rule") == "group_weekly" for a in runs[0].values())
+    assert any(a.get("kind") == "title" for a in runs[0].values())
