@@ -413,7 +413,7 @@ class Pipeline:
         """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
         for message in outcome.messages:
-            if type(message) is GroupCount:
+            if isinstance(message, GroupCount):
                 message.source = partition
                 self._coalesce(("gc", message.group, message.week, message.user), message)
             else:
