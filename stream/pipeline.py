@@ -99,6 +99,7 @@ class Batch:
     deadletters: list[str] = field(default_factory=list)  # reasons
     internal: list[tuple[str, str]] = field(default_factory=list)  # internal message type, status
     board_late: int = 0  # contributions that came after their week's boards closed
+    reported: list[tuple[int, str]] = field(default_factory=list)  # (partition, week): closed everywhere
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -339,7 +340,11 @@ class Pipeline:
             return [], APPLIED
         if type(message) is Close:
             names = sorted({board.name for version in book.versions for board in version.boards})
-            return part.on_close(tx, message, names), APPLIED
+            sent = part.on_close(tx, message, names)
+            reports = [m for m in sent if type(m) is Report]
+            if reports:
+                batch.reported.append((part.partition, reports[0].upto))
+            return sent, APPLIED
         assert type(message) is Report
         return boards.on_report(tx, message, self.partitions, self._rules_of_week), APPLIED
 

@@ -98,8 +98,9 @@ class StateCache:
         for key, raw in self.store.scan(partition, prefix):
             value = self.values.get(key, _MISSING)
             found[key] = self.decode(key, raw) if value is _MISSING else value
-        for key, value in self.values.items():  # cached only: changed and not flushed yet
-            if key not in found and key.startswith(prefix):
+        dirty = self.dirty
+        for key, value in self.values.items():  # cached only: changed (on this partition), not flushed yet
+            if key not in found and key.startswith(prefix) and dirty.get(key) == partition:
                 found[key] = value
         for key in sorted(found):
             if found[key] is not None:

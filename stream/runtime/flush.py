@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import faust
 from faust.types import TP
 
+from stream.domains.economy import BAND, week_points
 from stream.engine.layout import StateFormatError
 from stream.engine.processor import IGNORED
 from stream.pipeline import Batch, Output, Pipeline, Record
@@ -163,6 +164,7 @@ class BatchFlusher:
         self._ready = asyncio.Event()  # set once the guarantee is prepared (transactional id registered)
         self._failed = False
         self._crashing: asyncio.Future[None] | None = None
+        self._band: dict[str, tuple[int, int]] = {}  # week -> (users inside the band, users) seen here
 
     # --- the BatchSink side (called by the ingest path) ---------------------------------------------------
 
@@ -253,8 +255,25 @@ class BatchFlusher:
             self.faults.reached("durable")
             self._apply(batch, written)
             self.faults.reached("applied")
+            if batch.reported:
+                self._observe_economy(batch.reported)
             self.pipeline.trim()
-            _observe(batch, time.perf_counter() - started)
+            _observe(batch, time.perf_counter() - started, self.pipeline.topics.routed)
+
+    def _observe_economy(self, reported: list[tuple[int, str]]) -> None:
+        """Observe each user's points of weeks now closed everywhere, per partition (one scan each)."""
+        for partition, week in reported:
+            points = week_points(self.pipeline.cache.scan(partition, b""), week)
+            for value in points.values():
+                metrics.WEEKLY_POINTS.observe(value)
+            inside, total = self._band.get(week, (0, 0))
+            inside += sum(1 for value in points.values() if BAND[0] <= value <= BAND[1])
+            self._band[week] = (inside, total + len(points))
+        latest = max(self._band)
+        inside, total = self._band[latest]
+        metrics.BAND_SHARE.set(inside / total if total else 0.0)
+        for week in sorted(self._band)[:-4]:
+            del self._band[week]
 
     def _apply(self, batch: Batch, written: dict[tuple[str, int], int]) -> None:
         """Write the batch's changed keys to RocksDB as recovery would, recording the changelog offsets.
@@ -305,8 +324,27 @@ class _Collector:
             self.frozen_at = now
 
 
-def _observe(batch: Batch, seconds: float) -> None:
+def _internal_kind(value: bytes | None) -> str:
+    """Return the kind of an internal-topic message from its first JSON key (``credit``, ``gc``, ...)."""
+    if not value or value[:2] != b'{"':
+        return "other"
+    end = value.find(b'"', 2)
+    kind = value[2:end].decode(errors="replace") if 2 < end < 12 else "other"
+    return "forward" if kind == "topic" else kind
+
+
+def _observe(batch: Batch, seconds: float, routed: str = "") -> None:
     """Record a flushed batch in the metrics, one increment per label set."""
+    internal_bytes: Counter[str] = Counter()
+    for out in batch.outputs:
+        if out.topic == routed:
+            internal_bytes[_internal_kind(out.value)] += len(out.value or b"") + len(out.key or b"")
+    for kind, n in internal_bytes.items():
+        metrics.INTERNAL_BYTES.labels(kind).inc(n)
+    for (kind, status), n in Counter(batch.internal).items():
+        metrics.INTERNAL.labels(kind, status).inc(n)
+    if batch.board_late:
+        metrics.BOARD_LATE.inc(batch.board_late)
     metrics.BATCH_SECONDS.observe(seconds)
     metrics.STATE_BYTES.inc(sum(len(key) + len(value or b"") for key, (_p, value) in batch.changes.items()))
     metrics.BATCH_SIZE.observe(len(batch.records))

@@ -31,3 +31,22 @@ STATE_BYTES = Counter("stream_state_bytes_written", "Bytes of state keys and val
 GUARANTEE = Gauge(
     "stream_processing_guarantee_info", "The processing guarantee in force (value 1)", ["guarantee"]
 )
+INTERNAL = Counter(
+    "stream_internal_messages", "Internal-topic messages applied, by type and status", ["type", "status"]
+)
+INTERNAL_BYTES = Counter(
+    "stream_internal_bytes", "Bytes sent to the internal topic, by kind of message", ["kind"]
+)
+BOARD_LATE = Counter(
+    "stream_board_late",
+    "Contributions to a board after their week closed (they still count for points, not for the board)",
+)
+WEEKLY_POINTS = Histogram(
+    "stream_weekly_points_per_user",
+    "Points a user earned in a closed week (observed once per user and week, when the week closes)",
+    buckets=(0, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000),
+)
+BAND_SHARE = Gauge(
+    "stream_weekly_points_band_share",
+    "Share of users inside seed 000's 200-300 band in the latest closed week, on this worker's partitions",
+)
