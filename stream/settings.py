@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(6066, alias="STREAM_WEB_PORT", description="HTTP: query API and /metrics")
     web_host: str = Field("127.0.0.1", alias="STREAM_WEB_HOST", description="address the HTTP server binds")
+    web_advertised_url: str | None = Field(
+        None,
+        alias="STREAM_WEB_ADVERTISED_URL",
+        description="URL the other workers reach this one's HTTP server at, to forward queries; unset: "
+        "http://STREAM_WEB_HOST:STREAM_WEB_PORT, with the host's name in place of 0.0.0.0 or ::",
+    )
     rules_file: Path | None = Field(None, alias="STREAM_RULES_FILE", description="the rules YAML")
     timezone: str = Field(
         "Asia/Shanghai", alias="STREAM_TIMEZONE", description="calendar of days, weeks and months"

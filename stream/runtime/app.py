@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from yarl import URL
 
 from stream.core.state import StateCache
 from stream.engine.layout import decode_value, encode_value
@@ -26,10 +28,13 @@ from stream.runtime.kafka_config import faust_broker_settings, librdkafka_config
 from stream.runtime.membership import StaticMemberAssignor
 from stream.runtime.output import OutputProducer, Rejection
 from stream.runtime.recovery import CommittedTableManager
+from stream.runtime.routing import advertised_url
 from stream.runtime.rules_topic import RulesFollower
 from stream.runtime.store import TableStore
 from stream.runtime.topics import routed_topic
 from stream.settings import Settings
+
+log = logging.getLogger(__name__)
 
 STATE_TABLE = "users"
 SESSION_TIMEOUT_S = 15.0
@@ -90,6 +95,10 @@ def create_worker(settings: Settings, book: RuleBook, follow_rules: bool = True)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     exactly_once = settings.processing_guarantee == "exactly_once"
     faults = FaultInjector(settings.fault_kill)
+    # The URL the other workers forward queries to (stream/runtime/routing.py): Faust's canonical_url, which
+    # the partition assignor hands every member with the assignment. The bind address may be 0.0.0.0.
+    advertised = advertised_url(settings.web_advertised_url, settings.web_host, settings.web_port)
+    log.info("query API bound to %s:%s, advertised as %s", settings.web_host, settings.web_port, advertised)
     app = RewardsApp(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")],
@@ -111,7 +120,8 @@ def create_worker(settings: Settings, book: RuleBook, follow_rules: bool = True)
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=URL(advertised).host,
+        canonical_url=advertised,
         web_in_thread=False,
         **faust_broker_settings(settings),
     )

@@ -1,4 +1,4 @@
-"""Serve the HTTP views: health, the rules in force, a user's state.
+"""Serve the HTTP views: health, the rules in force, a user's state, the routing of queries.
 
 /metrics is served by Faust's Prometheus sensor setup (see stream/runtime/app.py).
 """
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from faust import web
 
 from stream.engine.view import user_view
-from stream.pipeline import partition_for
+from stream.runtime.routing import Router, owned_by
 
 if TYPE_CHECKING:
     from stream.runtime.app import Worker
@@ -44,16 +44,28 @@ def register_views(worker: Worker) -> None:
             }
         )
 
+    # Views of one owner's state: any worker answers, the owner's partition decides which one computes
+    # the answer (stream/runtime/routing.py).
     @app.page("/users/{user_id}")
-    async def user(self: web.View, request: web.Request, user_id: str) -> web.Response:
-        key = user_id.encode()
-        partition = partition_for(key, worker.settings.topic_partitions)
+    @owned_by(worker, lambda user_id: user_id.encode())
+    async def user(self: web.View, request: web.Request, partition: int, user_id: str) -> web.Response:
         cache = worker.pipeline.cache
-        if not worker.store.holds(partition):
-            return self.json(
-                {"error": f"user {user_id!r} is on partition {partition}, not held here"}, status=404
-            )
-        view = user_view(lambda k: cache.get(partition, k), key, book.latest, calendar)
+        view = user_view(lambda k: cache.get(partition, k), user_id.encode(), book.latest, calendar)
         if view is None:
             return self.json({"error": f"unknown user {user_id!r}"}, status=404)
         return self.json({"user_id": user_id, **view})
+
+    @app.page("/routing")
+    async def routing(self: web.View, request: web.Request) -> web.Response:
+        """This worker's view of the group: its advertised URL, who owns which partition, what it holds."""
+        router = Router(worker)
+        owners = {str(p): router.owner(p) for p in range(worker.settings.topic_partitions)}
+        return self.json(
+            {
+                "url": router.me,
+                "ready": router.ready(),
+                "held": [p for p in range(worker.settings.topic_partitions) if router.held(p)],
+                "owners": owners,
+                "members": router.members(),
+            }
+        )
