@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
     )
     feed.add_argument("--seed", type=int, default=7)
+    feed.add_argument(
+        "--days",
+        type=float,
+        default=2 / 24,
+        help="spread the events over this many days up to now (default: the last two hours)",
+    )
     rules = sub.add_parser("rules", help="check, publish and show rules versions")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rules file and print what it allows")
@@ -123,4 +129,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "feed":
         from stream.demo import run_feed
 
-        run_feed(settings, events=args.events, users=args.users, rate=args.rate, seed=args.seed)
+        run_feed(
+            settings, events=args.events, users=args.users, rate=args.rate, seed=args.seed, days=args.days
+        )

@@ -26,16 +26,17 @@ def _sources(settings: Settings) -> dict[str, str]:
     return {kind: topic for topic, kind in settings.input_topics.items()}
 
 
-def run_feed(settings: Settings, *, events: int, users: int, rate: float | None, seed: int) -> int:
-    """Produce ``events`` synthetic events of the last two hours to the input topics."""
+def run_feed(
+    settings: Settings, *, events: int, users: int, rate: float | None, seed: int, days: float = 2 / 24
+) -> int:
+    """Produce ``events`` synthetic events of the last ``days`` (default: two hours) to the input topics."""
     try:
         ensure_topics(settings)
     except TopicError as exc:
         sys.exit(f"stream: {exc}")
     now = int(time.time() * 1000)
-    records = feed.generate(
-        events, users=users, seed=seed, start_ms=now - 2 * HOUR_MS, span_ms=2 * HOUR_MS - 1000
-    )
+    span = int(days * 24 * HOUR_MS)
+    records = feed.generate(events, users=users, seed=seed, start_ms=now - span, span_ms=span - 1000)
     sent = feed.produce(librdkafka_config(settings), _sources(settings), records, rate=rate)
     print(f"fed {sent} records to {settings.bootstrap_servers}", file=sys.stderr)
     return sent

@@ -346,9 +346,9 @@ class Pipeline:
                 batch.reported.append((part.partition, reports[0].upto))
             return sent, APPLIED
         assert type(message) is Report
-        return boards.on_report(tx, message, self.partitions, self._rules_of_week), APPLIED
+        return boards.on_report(tx, message, self.partitions, self.rules_of_week), APPLIED
 
-    def _rules_of_week(self, week: str) -> tuple[Any, int]:
+    def rules_of_week(self, week: str) -> tuple[Any, int]:
         """Return the rules in effect at the start of an ISO week (``2026-W48``), and that start."""
         year, number = week.split("-W")
         start = self.engine.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms

@@ -290,6 +290,17 @@ class Router:
                 f"the worker at {url.origin()} did not answer: {type(exc).__name__} {exc}".rstrip()
             ) from exc
 
+    async def fetch(self, key: bytes, path: str) -> tuple[int, Any]:
+        """GET ``path`` from the owner of ``key`` (answered there, never forwarded again): status, JSON."""
+        owner = self.owner(self.partition(key))
+        if owner is None:
+            raise RouteUnavailable(f"no owner known for partition {self.partition(key)} yet; retry")
+        status, _, body, _ = await self._get(_target(owner, URL(path)))
+        try:
+            return status, orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RouteUnavailable(f"{owner}{path} answered no JSON: {exc}") from exc
+
     async def gather_all(self, path: str) -> list[tuple[str, Any]]:
         """Ask every worker of the group, this one included, for ``path``; return (URL, JSON) by URL.
 
