@@ -147,6 +147,10 @@ class Pipeline:
         self.batch = Batch()
         self._partitions: dict[int, PartitionState] = {}
         self._boards_known = (-1, False)  # (versions seen, whether any has boards)
+        # Per batch: team counts (partition, team, month, its start) -> (events, latest record), and the
+        # economy (partition, week) -> (points by rule, users active per day, latest record)
+        self._team_counts: dict[tuple[int, str, str, int], tuple[int, Record]] = {}
+        self._economy: dict[tuple[int, str], tuple[dict[str, int], dict[str, int], Record]] = {}
         # Cumulative counts to other keys, latest per (owner, what): sent once per batch (they are maxima)
         self._coalesced: dict[tuple[Any, ...], tuple[GroupCount | TeamCount, Record]] = {}
 
@@ -247,6 +251,15 @@ class Pipeline:
             return
         batch.outcomes.append((record.topic, outcome.status, outcome.reason))
         batch.board_late += outcome.board_late
+        day = outcome.day
+        if day is not None:
+            if outcome.points or outcome.new_user_day:
+                self._count_economy(record, day, outcome)
+            if outcome.team_counted and type(event) is not Credit:
+                team: str = event.team_id  # type: ignore[union-attr]
+                key = (record.partition, team, day.month, day.month_start_ms)
+                pending = self._team_counts.get(key)
+                self._team_counts[key] = (outcome.team_counted + (pending[0] if pending else 0), record)
         self._emit(source_record, outcome, batch, record.partition)
         if closes:
             self._send_all(closes, record, batch)
@@ -258,19 +271,9 @@ class Pipeline:
         for board, week, ident, score, ts in outcome.scores:
             part.score(tx, board, week, ident, score, ts)
         day = outcome.day
-        if day is None:
-            return []
-        if outcome.points or outcome.new_user_day:
-            by_rule: dict[str, int] = {}
-            for award in outcome.points:
-                by_rule[award.rule] = by_rule.get(award.rule, 0) + award.points
-            part.economy(tx, day.week, day.name, outcome.new_user_day, by_rule)
-        if type(event) is Credit:
+        if day is None or type(event) is Credit:
             return []
         assert isinstance(event, Message | Like | Login | Activity)
-        if outcome.team_counted:
-            count = part.team_count(tx, event.team_id, day.month, day.month_start_ms, outcome.team_counted)
-            self._coalesce(("tc", count.team, count.month), count)
         if not self._with_boards():
             return []
         return part.observe(tx, event.ts, self.engine.book.at(event.ts).grace_ms)
@@ -314,9 +317,7 @@ class Pipeline:
         if type(message) is Grant:
             outcome = self.engine.grant(message, tx, message.owner())
             if outcome.points:
-                day = calendar.day_of(message.period_start_ms)
-                by_rule = {award.rule: award.points for award in outcome.points}
-                part.economy(tx, day.week, day.name, False, by_rule)
+                self._count_economy(record, calendar.day_of(message.period_start_ms), outcome)
             self._emit(record, outcome, batch, part.partition)
             return [], outcome.status
         if type(message) is GroupCount:
@@ -357,8 +358,38 @@ class Pipeline:
     def _coalesce(self, what: tuple[Any, ...], message: GroupCount | TeamCount) -> None:
         self._coalesced[what] = (message, self.batch.records[-1])
 
+    def _count_economy(self, record: Record, day: Any, outcome: Outcome) -> None:
+        """Add an event's points by rule (and a user's first event of a day) to the batch's economy."""
+        key = (record.partition, day.week)
+        pending = self._economy.get(key)
+        if pending is None:
+            pending = self._economy[key] = ({}, {}, record)
+        by_rule, active, _ = pending
+        for award in outcome.points:
+            by_rule[award.rule] = by_rule.get(award.rule, 0) + award.points
+        if outcome.new_user_day:
+            active[day.name] = active.get(day.name, 0) + 1
+        self._economy[key] = (by_rule, active, record)
+
     def _flush_coalesced(self, batch: Batch) -> None:
-        """Send the batch's latest cumulative counts (before a Close, and when the batch ends)."""
+        """Store the batch's team counts and economy; send the latest cumulative counts.
+
+        Called before a Close (what a partition sends for a week must precede its Close) and when the
+        batch ends; each of these keys is written once per batch instead of once per event.
+        """
+        for (partition, team, month, month_start), (n, record) in self._team_counts.items():
+            tx = self.cache.begin(partition)
+            count = self.partition(partition).team_count(tx, team, month, month_start, n)
+            if tx.commit():
+                batch.last[partition] = record
+            self._coalesced[("tc", partition, team, month)] = (count, record)
+        self._team_counts.clear()
+        for (partition, week), (by_rule, active, record) in self._economy.items():
+            tx = self.cache.begin(partition)
+            self.partition(partition).economy(tx, week, by_rule, active)
+            if tx.commit():
+                batch.last[partition] = record
+        self._economy.clear()
         if not self._coalesced:
             return
         routed = self.topics.routed

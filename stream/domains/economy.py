@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from datetime import date
 from typing import Any
 
 from stream.domains.messages import partition_owner
@@ -24,13 +25,35 @@ def economy_key(partition: int, week: str) -> bytes:
     return partition_owner(partition) + SEPARATOR + b"e:" + week.encode()
 
 
+def _week_of_day(name: str) -> str:
+    iso = date.fromisoformat(name).isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
 def week_points(scan: Iterator[tuple[bytes, Any]], week: str) -> dict[str, int]:
-    """Return the points each user of a partition earned in ``week``, from a scan of all its keys."""
-    suffix = SEPARATOR + b"w:" + week.encode()
+    """Return the points each user of a partition earned in ``week``, from a scan of all its keys.
+
+    A user's events add their points to the record of their day, grants of the week to the week's
+    record; a user counts when the user has a record of the week or of one of its days.
+    """
+    week_suffix = b"w:" + week.encode()
+    weeks: dict[str, str] = {}
     out: dict[str, int] = {}
     for key, value in scan:
-        if key.endswith(suffix) and not key.startswith(SEPARATOR) and isinstance(value, dict):
-            out[key[: -len(suffix)].decode()] = int(value.get(WEEK_POINTS, 0))
+        if key.startswith(SEPARATOR) or not isinstance(value, dict):
+            continue
+        user, _, name = key.partition(SEPARATOR)
+        if name.startswith(b"d:"):
+            day = name[2:].decode()
+            day_week = weeks.get(day)
+            if day_week is None:
+                day_week = weeks[day] = _week_of_day(day)
+            if day_week != week:
+                continue
+        elif name != week_suffix:
+            continue
+        who = user.decode()
+        out[who] = out.get(who, 0) + int(value.get(WEEK_POINTS, 0))
     return out
 
 

@@ -93,10 +93,8 @@ class PartitionState:
     def observe(self, tx: Transaction, ts: int, grace_ms: int) -> list[Close]:
         """Advance the clock to an event's time; close the weeks it passes by more than the grace."""
         clock = tx.get(self.clock_key)
-        if clock is not None and (ts <= clock["wm"] or ts <= clock["next"]):
-            if ts > clock["wm"]:
-                tx.edit(self.clock_key)["wm"] = ts
-            return []
+        if clock is not None and ts <= clock["next"]:
+            return []  # nothing new to close: the clock is not even written
         clock = tx.edit(self.clock_key, new_clock)
         clock["wm"] = max(clock["wm"], ts)
         latest = self.calendar.day_of(ts - grace_ms - 1)
@@ -163,19 +161,16 @@ class PartitionState:
         tx.set(key, total)
         return TeamCount(team, month, self.partition, total, month_start_ms)
 
-    def economy(
-        self, tx: Transaction, week: str, day: str, new_user_day: bool, points: dict[str, int]
-    ) -> None:
-        """Add an event's points by rule to its week's economy, and a user active for the first time that day."""
-        if not points and not new_user_day:
-            return
+    def economy(self, tx: Transaction, week: str, points: dict[str, int], active: dict[str, int]) -> None:
+        """Add points by rule and users active for the first time on a day to a week's economy record."""
         record = tx.edit(self.prefix + b"e:" + week.encode())
         if points:
             by_rule = dict(record.get("r", {}))
             for rule, n in points.items():
                 by_rule[rule] = by_rule.get(rule, 0) + n
             record["r"] = by_rule
-        if new_user_day:
-            active = dict(record.get("d", {}))
-            active[day] = active.get(day, 0) + 1
-            record["d"] = active
+        if active:
+            days = dict(record.get("d", {}))
+            for day, n in active.items():
+                days[day] = days.get(day, 0) + n
+            record["d"] = days

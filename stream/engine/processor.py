@@ -29,7 +29,7 @@ from stream.rules.versions import RuleBook
 
 GROUP_TAG = "%"  # in a week's record: the user's interactions in a group, [count, latest ts]
 BOARD_TAG = "^"  # in a week's record: the user's board score, [score, latest ts] (not counting late ones)
-WEEK_POINTS = "+p"  # in a week's record: the points the user earned in the week
+WEEK_POINTS = "+p"  # in a day's record: the points the user's events earned; in a week's: its grants
 
 APPLIED = "applied"
 DUPLICATE = "duplicate"
@@ -200,7 +200,7 @@ class Engine:
             out.credits = made.credits
         for fact in facts:
             ctx.run(fact)
-        if facts and (rules.boards or rules.group_facts or rules.team_facts):
+        if facts and rules.social:
             ctx.social(facts, late)
         if out.points:
             ctx.check_level()
@@ -446,38 +446,37 @@ class _Context:
     # --- groups, teams, boards ----------------------------------------------------------------------
 
     def social(self, facts: list[Fact], late: Callable[[str], bool]) -> None:
-        """Count the event for its groups, its team and the boards; note its points in the week."""
+        """Count the event for its groups, its team and the boards; note the points it earned today."""
         rules, out, day, ts = self.rules, self.out, self.day, self.event.ts
-        week = self.record("week")
         for fact in facts:
             if fact.side == ACTOR:
                 if fact.name in rules.group_facts:
                     group = fact.fields.get("group_id")
                     if group is not None:
+                        week = self.record("week")
                         entry = GROUP_TAG + group
                         before = week.get(entry)
                         n, last = (before[0] + 1, max(before[1], ts)) if before else (1, ts)
-                        week[entry] = [n, last]
+                        week[entry] = (n, last)  # a tuple: replaced, never changed; not tracked by the gc
                         out.messages.append(
                             GroupCount(group, day.week, self.user, n, last, -1, day.week_start_ms)
                         )
                 if fact.name in rules.team_facts:
                     out.team_counted += 1
             else:
-                for board in rules.boards:
-                    if board.score == "received" and fact.name in board.facts:
-                        self._score(board.name, 1, late)
-        earned = sum(award.points for award in out.points)
-        if earned:
-            week[WEEK_POINTS] = week.get(WEEK_POINTS, 0) + earned
+                for name in rules.received_boards.get(fact.name, ()):
+                    self._score(name, 1, late)
+        if out.points:
+            earned = 0
+            for award in out.points:
+                earned += award.points
+            today = self.record("day")
+            today[WEEK_POINTS] = today.get(WEEK_POINTS, 0) + earned
             roster = self.core["roster"]
             joined = roster[1] if roster else None
             if joined is not None:
-                for board in rules.boards:
-                    if (
-                        board.score == "newcomer_points"
-                        and day.week_end_ms - board.joined_within_ms <= joined < day.week_end_ms
-                    ):
+                for board in rules.newcomer_boards:
+                    if day.week_end_ms - board.joined_within_ms <= joined < day.week_end_ms:
                         self._score(board.name, earned, late)
 
     def _score(self, board: str, delta: int, late: Callable[[str], bool]) -> None:
@@ -489,7 +488,7 @@ class _Context:
         entry = BOARD_TAG + board
         before = week.get(entry)
         ts = self.event.ts
-        score = [before[0] + delta, max(before[1], ts)] if before else [delta, ts]
+        score = (before[0] + delta, max(before[1], ts)) if before else (delta, ts)
         week[entry] = score
         self.out.scores.append((board, week_name, self.user, score[0], score[1]))
 

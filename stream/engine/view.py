@@ -8,6 +8,7 @@ events ignored or capped by reason (``?``), and in a week's record the user's in
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from stream.engine import ledger
@@ -56,6 +57,11 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
     return record
 
 
+def _week_of(day_name: str) -> str:
+    iso = date.fromisoformat(day_name).isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
 def user_view(
     get: Get, user_key: bytes, rules: CompiledRules, calendar: Calendar, now_ms: int | None = None
 ) -> dict[str, Any] | None:
@@ -97,9 +103,14 @@ def user_view(
         "level": levels[min(core["level"], len(levels) - 1)],
         "badges": _badges(core, rules, [day_record, week_record]),
         "today": {"day": today.name, **_record(day_record)},
-        "this_week": {"week": today.week, **_record(week_record)},
+        "this_week": {
+            "week": today.week,
+            **_record(week_record),
+            "points": week_record.get(WEEK_POINTS, 0)
+            + sum(record.get("points", 0) for name, record in days.items() if _week_of(name) == today.week),
+        },
         "tasks": _progress(core, rules, today, day_record, week_record, month_record, streaks, calendar),
-        "ledger_size": min(core.get("ls", 0), ledger.CHUNK * ledger.CHUNKS),
+        "ledger_size": min(core.get("ls", 0), ledger.SIZE),
         "watermark_ts": core["wm"],
         "lifetime": _record(core),
         "days": dict(sorted(days.items())),

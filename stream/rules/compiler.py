@@ -172,6 +172,9 @@ class CompiledRules:
     challenges: tuple[Challenge, ...]
     boards: tuple[Board, ...]
     grace_ms: int  # a week's boards close once an event this far past its end is seen
+    received_boards: dict[str, tuple[str, ...]]  # fact -> the boards scoring it on the receiver's side
+    newcomer_boards: tuple[Board, ...]
+    social: bool  # whether events count for groups, teams or boards at all
     source: Rules = field(repr=False)
     text: str = field(default="", repr=False)
 
@@ -251,6 +254,15 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
             )
         )
     plans = {key: _plan(points.get(key, []), counters.get(key, [])) for key in sorted({*counters, *points})}
+    boards = tuple(
+        Board(name, spec.title or name, spec.score, frozenset(spec.facts), spec.joined_within_days * DAY_MS)
+        for name, spec in rules.boards.items()
+        if spec.enabled
+    )
+    received: dict[str, tuple[str, ...]] = {}
+    for board in boards:
+        for fact in sorted(board.facts) if board.score == "received" else ():
+            received[fact] = (*received.get(fact, ()), board.name)
     return CompiledRules(
         version=rules.version,
         effective_from_ms=epoch_ms(rules.effective_from, zone),
@@ -268,14 +280,11 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
             for name, spec in rules.challenges.items()
             if spec.enabled
         ),
-        boards=tuple(
-            Board(
-                name, spec.title or name, spec.score, frozenset(spec.facts), spec.joined_within_days * DAY_MS
-            )
-            for name, spec in rules.boards.items()
-            if spec.enabled
-        ),
+        boards=boards,
         grace_ms=rules.time.board_grace_minutes * 60_000,
+        received_boards=received,
+        newcomer_boards=tuple(board for board in boards if board.score == "newcomer_points"),
+        social=bool(boards or rules.groups.interactions or rules.teams.counts),
         source=rules,
         text=text,
     )
