@@ -30,6 +30,7 @@ from stream.domains.messages import (
     Close,
     Grant,
     GroupCount,
+    GroupJoin,
     GroupWon,
     Internal,
     Report,
@@ -150,6 +151,8 @@ class Pipeline:
         # Per batch: team counts (partition, team, month, its start) -> (events, latest record), and the
         # economy (partition, week) -> (points by rule, users active per day, latest record)
         self._team_counts: dict[tuple[int, str, str, int], tuple[int, Record]] = {}
+        # (partition, group, week, its start) -> (interactions, latest ts, latest record)
+        self._group_counts: dict[tuple[int, str, str, int], tuple[int, int, Record]] = {}
         self._economy: dict[tuple[int, str], tuple[dict[str, int], dict[str, int], Record]] = {}
         # Cumulative counts to other keys, latest per (owner, what): sent once per batch (they are maxima)
         self._coalesced: dict[tuple[Any, ...], tuple[GroupCount | TeamCount, Record]] = {}
@@ -255,6 +258,14 @@ class Pipeline:
         if day is not None:
             if outcome.points or outcome.new_user_day:
                 self._count_economy(record, day, outcome)
+            if outcome.groups_counted:
+                ts: int = event.ts  # type: ignore[union-attr]
+                for group in outcome.groups_counted:
+                    key_g = (record.partition, group, day.week, day.week_start_ms)
+                    seen = self._group_counts.get(key_g)
+                    self._group_counts[key_g] = (
+                        (seen[0] + 1, max(seen[1], ts), record) if seen else (1, ts, record)
+                    )
             if outcome.team_counted and type(event) is not Credit:
                 team: str = event.team_id  # type: ignore[union-attr]
                 key = (record.partition, team, day.month, day.month_start_ms)
@@ -330,6 +341,8 @@ class Pipeline:
                     if board.score == "group_interactions":
                         part.score(tx, board.name, message.week, message.group, score[0], score[1])
             return grants, APPLIED
+        if type(message) is GroupJoin:
+            return groups.on_join(tx, message, book.at(message.week_start_ms)), APPLIED
         if type(message) is GroupWon:
             return groups.on_won(tx, message), APPLIED
         if type(message) is TeamCount:
@@ -341,7 +354,7 @@ class Pipeline:
             return [], APPLIED
         if type(message) is Close:
             names = sorted({board.name for version in book.versions for board in version.boards})
-            sent = part.on_close(tx, message, names)
+            sent = part.on_close(tx, message, names, book.retention_ms)
             reports = [m for m in sent if type(m) is Report]
             if reports:
                 batch.reported.append((part.partition, reports[0].upto))
@@ -354,9 +367,6 @@ class Pipeline:
         year, number = week.split("-W")
         start = self.engine.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms
         return self.engine.book.at(start), start
-
-    def _coalesce(self, what: tuple[Any, ...], message: GroupCount | TeamCount) -> None:
-        self._coalesced[what] = (message, self.batch.records[-1])
 
     def _count_economy(self, record: Record, day: Any, outcome: Outcome) -> None:
         """Add an event's points by rule (and a user's first event of a day) to the batch's economy."""
@@ -381,14 +391,21 @@ class Pipeline:
             tx = self.cache.begin(partition)
             count = self.partition(partition).team_count(tx, team, month, month_start, n)
             if tx.commit():
-                batch.last[partition] = record
+                batch.last.setdefault(partition, record)
             self._coalesced[("tc", partition, team, month)] = (count, record)
         self._team_counts.clear()
+        for (partition, group, week, week_start), (n, ts, record) in self._group_counts.items():
+            tx = self.cache.begin(partition)
+            gcount = self.partition(partition).group_count(tx, group, week, week_start, n, ts)
+            if tx.commit():
+                batch.last.setdefault(partition, record)
+            self._coalesced[("gc", partition, group, week)] = (gcount, record)
+        self._group_counts.clear()
         for (partition, week), (by_rule, active, record) in self._economy.items():
             tx = self.cache.begin(partition)
             self.partition(partition).economy(tx, week, by_rule, active)
             if tx.commit():
-                batch.last[partition] = record
+                batch.last.setdefault(partition, record)
         self._economy.clear()
         if not self._coalesced:
             return
@@ -449,13 +466,10 @@ class Pipeline:
         """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
         for message in outcome.messages:
-            if isinstance(message, GroupCount):
-                message.source = partition
-                self._coalesce(("gc", message.group, message.week, message.user), message)
-            else:
+            if isinstance(message, RosterChange):
                 message.version = record.offset  # of the members record: the same on a replay, only growing
-                value = orjson.dumps(message.to_record())
-                outputs.append(Output(topics.routed, message.owner(), value, record, record.timestamp_ms))
+            value = orjson.dumps(message.to_record())
+            outputs.append(Output(topics.routed, message.owner(), value, record, record.timestamp_ms))
         for award in outcome.points:
             out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)
             outputs.append(out)

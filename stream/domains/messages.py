@@ -5,7 +5,8 @@ message goes to its owner's partition through the internal (routed) topic, keyed
 an explicit partition (``Close``). Each message is idempotent by construction, so a replay after a crash
 or a rebalance never counts twice and no set of fingerprints grows:
 
-- ``GroupCount``: a user's *cumulative* interactions in a group's week; the group keeps the largest per user.
+- ``GroupCount``: one partition's *cumulative* count of a group's week; the group keeps the largest per partition.
+- ``GroupJoin``: a user's first interaction in a group's week (the group keeps the set of its members).
 - ``TeamCount``: one partition's cumulative count of a team's month; the team keeps the largest per partition.
 - ``RosterChange``: a user joined or left a team, with the user's roster version; the team keeps the newest.
 - ``Close``: a partition has closed every week up to ``week`` (a cumulative watermark).
@@ -13,8 +14,8 @@ or a rebalance never counts twice and no set of fingerprints grows:
 - ``GroupWon``: a group won a board's week; it titles its members active that week.
 - ``Grant``: pay a user an award decided elsewhere; the user's period record marks it paid.
 
-Ids are strings that cannot hold a NUL once encoded in a key... they can, in principle: owner keys of groups,
-teams, boards and partitions start with a NUL byte, which no user's key does unless its id starts with one.
+Owner keys of groups, teams, boards and partitions start with a NUL byte, which no user's key does unless
+the user's id itself starts with one.
 """
 
 from __future__ import annotations
@@ -47,23 +48,37 @@ def partition_owner(partition: int) -> bytes:
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: a frozen init costs ~6x (measured)
 class GroupCount:
-    """``user`` has made ``n`` interactions in ``group`` in ``week`` so far (the latest at ``last_ts``)."""
+    """Partition ``source`` has counted ``n`` interactions of ``group`` in ``week`` so far (latest ``last_ts``)."""
 
     group: str
     week: str
-    user: str
+    source: int
     n: int
     last_ts: int
-    source: int  # the partition the user's state lives on
     week_start_ms: int
 
     def owner(self) -> bytes:
         return group_owner(self.group)
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "gc": [self.group, self.week, self.user, self.n, self.last_ts, self.source, self.week_start_ms]
-        }
+        return {"gc": [self.group, self.week, self.source, self.n, self.last_ts, self.week_start_ms]}
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class GroupJoin:
+    """``user`` interacted in ``group`` in ``week`` for the first time (sent once, before its counts)."""
+
+    group: str
+    week: str
+    user: str
+    ts: int
+    week_start_ms: int
+
+    def owner(self) -> bytes:
+        return group_owner(self.group)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"gj": [self.group, self.week, self.user, self.ts, self.week_start_ms]}
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -188,7 +203,7 @@ class Grant:
         }
 
 
-Internal = GroupCount | TeamCount | RosterChange | Close | Report | GroupWon | Grant
+Internal = GroupCount | GroupJoin | TeamCount | RosterChange | Close | Report | GroupWon | Grant
 
 
 def parse_internal(envelope: dict[str, Any]) -> Internal | None:
@@ -200,8 +215,11 @@ def parse_internal(envelope: dict[str, Any]) -> Internal | None:
         return None
     ((tag, body),) = envelope.items()
     if tag == "gc":
-        g, w, u, n, ts, src, ws = body
-        return GroupCount(str(g), str(w), str(u), int(n), int(ts), int(src), int(ws))
+        g, w, src, n, ts, ws = body
+        return GroupCount(str(g), str(w), int(src), int(n), int(ts), int(ws))
+    if tag == "gj":
+        g, w, u, ts, ws = body
+        return GroupJoin(str(g), str(w), str(u), int(ts), int(ws))
     if tag == "tc":
         t, m, src, n, ms = body
         return TeamCount(str(t), str(m), int(src), int(n), int(ms))

@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 
 from stream.core.state import Transaction
-from stream.domains.messages import Close, Report, TeamCount, partition_owner
+from stream.domains.messages import Close, GroupCount, Report, TeamCount, partition_owner
 from stream.engine.layout import SEPARATOR
 from stream.engine.periods import Calendar
 
@@ -109,7 +109,9 @@ class PartitionState:
     def _broadcast(self, week: str) -> list[Close]:
         return [Close(week, self.partition, to) for to in range(self.partitions)]
 
-    def on_close(self, tx: Transaction, close: Close, boards: list[str]) -> list[Close | Report]:
+    def on_close(
+        self, tx: Transaction, close: Close, boards: list[str], retention_ms: int
+    ) -> list[Close | Report]:
         """Hear a partition close weeks; close them here too; report the weeks every partition has closed."""
         clock = tx.get(self.clock_key)
         source = str(close.source)
@@ -128,6 +130,7 @@ class PartitionState:
             if upto > clock["reported"]:
                 out.extend(self._report(tx, upto, boards))
                 clock["reported"] = upto
+                self._prune(tx, upto, retention_ms)
         return out
 
     def _report(self, tx: Transaction, upto: str, boards: list[str]) -> list[Close | Report]:
@@ -143,6 +146,19 @@ class PartitionState:
             tx.delete(key)
         return [Report(board, upto, self.partition, by_week) for board, by_week in sorted(weeks.items())]
 
+    def _prune(self, tx: Transaction, upto: str, retention_ms: int) -> None:
+        """Delete this partition's group counts, team counts and economy older than the retention."""
+        year, number = upto.split("-W")
+        start = self.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms
+        oldest = self.calendar.day_of(start - retention_ms)
+        for tag, limit in ((b"g:", oldest.week), (b"e:", oldest.week), (b"t:", oldest.month)):
+            prefix = self.prefix + tag
+            for key, _value in list(tx.scan(prefix)):
+                period = key[len(prefix) :].split(SEPARATOR, 1)[0].decode()
+                if period >= limit:
+                    break
+                tx.delete(key)
+
     # --- contributions ----------------------------------------------------------------------------
 
     def score(self, tx: Transaction, board: str, week: str, ident: str, score: int, last_ts: int) -> None:
@@ -154,9 +170,20 @@ class PartitionState:
         if merged is not None:
             tx.edit(key)[board] = merged
 
+    def group_count(
+        self, tx: Transaction, group: str, week: str, week_start_ms: int, n: int, last_ts: int
+    ) -> GroupCount:
+        """Count ``n`` more interactions of a group's week on this partition; return the cumulative count."""
+        key = self.prefix + b"g:" + week.encode() + SEPARATOR + group.encode()
+        before = tx.get(key)
+        total = (before[0] if before else 0) + n
+        latest = max(before[1], last_ts) if before else last_ts
+        tx.set(key, (total, latest))
+        return GroupCount(group, week, self.partition, total, latest, week_start_ms)
+
     def team_count(self, tx: Transaction, team: str, month: str, month_start_ms: int, n: int) -> TeamCount:
         """Count ``n`` more events of a team's month on this partition; return the cumulative count."""
-        key = self.prefix + b"t:" + team.encode() + SEPARATOR + month.encode()
+        key = self.prefix + b"t:" + month.encode() + SEPARATOR + team.encode()
         total = (tx.get(key) or 0) + n
         tx.set(key, total)
         return TeamCount(team, month, self.partition, total, month_start_ms)

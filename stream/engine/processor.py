@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.state import Transaction
-from stream.domains.messages import Grant, GroupCount, RosterChange
+from stream.domains.messages import Grant, GroupJoin, RosterChange
 from stream.engine import ledger
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
@@ -27,7 +27,7 @@ from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLe
 from stream.rules.compiler import Campaign, CompiledRules, CounterStep, PointStep, Threshold
 from stream.rules.versions import RuleBook
 
-GROUP_TAG = "%"  # in a week's record: the user's interactions in a group, [count, latest ts]
+GROUP_TAG = "%"  # in a week's record: the user's interactions in a group
 BOARD_TAG = "^"  # in a week's record: the user's board score, [score, latest ts] (not counting late ones)
 WEEK_POINTS = "+p"  # in a day's record: the points the user's events earned; in a week's: its grants
 
@@ -50,7 +50,8 @@ class Outcome:
     points: list[PointAward] = field(default_factory=list)
     badges: list[BadgeAward] = field(default_factory=list)
     credits: list[Credit] = field(default_factory=list)
-    messages: list[GroupCount | RosterChange] = field(default_factory=list)  # to groups and teams
+    messages: list[GroupJoin | RosterChange] = field(default_factory=list)  # to groups and teams
+    groups_counted: list[str] = field(default_factory=list)  # groups the event counts an interaction of
     team_counted: int = 0  # facts counted toward the event's team's month
     scores: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # board, week, id, score, ts
     board_late: int = 0  # contributions to a board whose week had closed
@@ -456,11 +457,10 @@ class _Context:
                         week = self.record("week")
                         entry = GROUP_TAG + group
                         before = week.get(entry)
-                        n, last = (before[0] + 1, max(before[1], ts)) if before else (1, ts)
-                        week[entry] = (n, last)  # a tuple: replaced, never changed; not tracked by the gc
-                        out.messages.append(
-                            GroupCount(group, day.week, self.user, n, last, -1, day.week_start_ms)
-                        )
+                        week[entry] = before + 1 if before else 1
+                        if not before:
+                            out.messages.append(GroupJoin(group, day.week, self.user, ts, day.week_start_ms))
+                        out.groups_counted.append(group)
                 if fact.name in rules.team_facts:
                     out.team_counted += 1
             else:

@@ -42,7 +42,7 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
         elif tag == IGNORED_TAG:
             ignored[name] = n
         elif tag == GROUP_TAG:
-            groups[name] = n[0]
+            groups[name] = n if isinstance(n, int) else n[0]
         elif tag == BOARD_TAG:
             boards[name] = n[0]
     record: dict[str, Any] = {"counters": counters, "capped_points": paid, "done": done}
