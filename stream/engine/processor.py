@@ -27,7 +27,7 @@ from stream.events import Activity, Event, Invite, Like, Login, Member, MemberLe
 from stream.rules.compiler import Campaign, CompiledRules, CounterStep, PointStep, Threshold
 from stream.rules.versions import RuleBook
 
-GROUP_TAG = "%"  # in a week's record: the user's interactions in a group
+GROUP_TAG = "%"  # in a week's record: a group the user interacted in
 BOARD_TAG = "^"  # in a week's record: the user's board score, [score, latest ts] (not counting late ones)
 WEEK_POINTS = "+p"  # in a day's record: the points the user's events earned; in a week's: its grants
 
@@ -454,11 +454,12 @@ class _Context:
                 if fact.name in rules.group_facts:
                     group = fact.fields.get("group_id")
                     if group is not None:
-                        week = self.record("week")
                         entry = GROUP_TAG + group
-                        before = week.get(entry)
-                        week[entry] = before + 1 if before else 1
-                        if not before:
+                        week = self.own.get("week")
+                        if week is None:
+                            week = self.tx.get(self.p + day.week_key)
+                        if week is None or entry not in week:  # the first interaction: written once
+                            self.record("week")[entry] = 1
                             out.messages.append(GroupJoin(group, day.week, self.user, ts, day.week_start_ms))
                         out.groups_counted.append(group)
                 if fact.name in rules.team_facts:

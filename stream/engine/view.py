@@ -27,7 +27,7 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
     paid: dict[str, int] = {}
     done: list[str] = []
     ignored: dict[str, int] = {}
-    groups: dict[str, int] = {}
+    groups: list[str] = []
     boards: dict[str, int] = {}
     for entry, n in sorted(value.items()):
         tag, name = entry[0], entry[1:]
@@ -42,7 +42,7 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
         elif tag == IGNORED_TAG:
             ignored[name] = n
         elif tag == GROUP_TAG:
-            groups[name] = n if isinstance(n, int) else n[0]
+            groups.append(name)
         elif tag == BOARD_TAG:
             boards[name] = n[0]
     record: dict[str, Any] = {"counters": counters, "capped_points": paid, "done": done}

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from stream.core.state import MemoryStore, StateCache
-from stream.engine import ledger
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.layout import CORE, decode_value, encode_value, new_core, prefix
