@@ -213,7 +213,7 @@ class Pipeline:
 
     def _one(self, record: Record, now: int, batch: Batch) -> None:
         topics = self.topics
-        source_partition = record.partition
+        source_partition: int | None = None  # an input record of this partition's own
         if record.topic == topics.routed:
             envelope = orjson.loads(record.value or b"null")
             internal = parse_internal(envelope) if type(envelope) is dict else None

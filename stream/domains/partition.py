@@ -77,16 +77,17 @@ class PartitionState:
 
     # --- the clock and the close protocol ---------------------------------------------------------
 
-    def late(self, tx: Transaction, week: str, source: int) -> bool:
-        """Tell whether a contribution to ``week`` from partition ``source`` comes after that week closed.
+    def late(self, tx: Transaction, week: str, source: int | None) -> bool:
+        """Tell whether a contribution to ``week`` comes after that week closed.
 
-        One of this partition's own events is late once this partition has closed the week; anything
-        routed from another partition, once that partition's ``Close`` of the week has been heard here.
+        ``source`` None: one of this partition's own input events, late once this partition has closed
+        the week. Else the partition that routed it here (this one included): late once that partition's
+        ``Close`` of the week has been heard here, since it follows everything sent before it.
         """
         clock = tx.get(self.clock_key)
         if clock is None:
             return False
-        if source == self.partition or not 0 <= source < self.partitions:
+        if source is None or not 0 <= source < self.partitions:
             return bool(week <= clock["closed"])
         return bool(week <= clock["heard"].get(str(source), ""))
 
