@@ -94,6 +94,10 @@ TARGET_ENGINE = 40_000  # events/s of the pure engine on one core
 # (200,000 records, 5,000 users, 3 days, seed 7), batches of 5,000, measured once with that commit's
 # pipeline. The same measure of this code on the same data: 202.6.
 ISSUE5_BYTES_PER_EVENT = 387
+# The worker's sustained rate in issue 6's final `make bench` (per-user programme only, no group, team
+# or board keys); issue 7's target: with every default rule, within 15% of it.
+ISSUE6_RATE = {"at_least_once": 9_448, "exactly_once": 9_475}
+TARGET_VS_ISSUE6 = 0.85
 TARGET_ALO = 2.0  # c / b under at_least_once (and c >= d)
 TARGET_EOS = 1.6  # c / b under exactly_once
 START_TIMEOUT_S = 60.0
@@ -261,6 +265,9 @@ class Results:
     bytes_per_event: float | None = None
     latency: tuple[float, float, int] | None = None
     paced: float | None = None
+    internal_bytes: dict[str, float | None] = field(
+        default_factory=dict
+    )  # guarantee -> bytes per input event
 
 
 class Run:
@@ -519,6 +526,18 @@ class Run:
                 return str(resp.read().decode())
         except OSError:
             return None
+
+    def internal_bytes(self, port: int) -> float | None:
+        """Return the bytes the worker sent to the internal topic per input record (its metrics)."""
+        text = self.metrics(port)
+        if text is None:
+            return None
+        sent = sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("stream_internal_bytes_total{")
+        )
+        return sent / self.total
 
     def counts(self, port: int) -> tuple[float, float] | None:
         """Return ``stream_events_total`` summed over the input topics and over all topics.
@@ -850,6 +869,24 @@ def table(r: Results) -> str:
         ),
         row("(d) quix-streams base rules", num(d_alo), f"{times(ratio(d_alo, r.b))}   (at_least_once)"),
         row("(d) quix-streams, exactly_once", num(d_eos), times(ratio(d_eos, r.b))),
+        *(
+            row(
+                f"(c) vs issue 6, {g}",
+                times(ratio(r.c.get(g), ISSUE6_RATE[g]), num_w),
+                f"   (issue 6: {ISSUE6_RATE[g]:,}/s; target ≥ {TARGET_VS_ISSUE6:.2f}"
+                f"{verdict(None if r.c.get(g) is None else ratio(r.c.get(g), ISSUE6_RATE[g]) >= TARGET_VS_ISSUE6)})",
+            )
+            for g in ("at_least_once", "exactly_once")
+        ),
+        *(
+            row(
+                f"internal topic bytes/event, {g}",
+                num(r.internal_bytes.get(g)),
+                "   (credits, group, team, board)",
+            )
+            for g in ("at_least_once", "exactly_once")
+            if r.internal_bytes.get(g) is not None
+        ),
         row("c/d (at_least_once)", times(ratio(alo, d_alo), num_w)),
         row("c/d (exactly_once)", times(ratio(eos, d_eos), num_w)),
         row("exactly_once cost, worker", cost(alo, eos)),
@@ -907,6 +944,7 @@ def measure_worker(run: Run, results: Results, guarantee: str) -> None:
     proc, log_path, port = started
     try:
         c = results.c[guarantee] = run.worker_rate(proc, port, log_path)
+        results.internal_bytes[guarantee] = run.internal_bytes(port)
         if c is not None and guarantee == DEFAULT_GUARANTEE:
             results.paced = c / 2
             run.settle(port)

@@ -201,6 +201,8 @@ class Pipeline:
     def forget(self) -> None:
         """Drop every cached state (after a rebalance the store is the truth again)."""
         self.cache.clear()
+        for pending in (self._coalesced, self._group_counts, self._team_counts, self._economy):
+            pending.clear()
 
     def partition(self, partition: int) -> PartitionState:
         """Return the functions over one partition's own state."""

@@ -83,6 +83,16 @@ def economy(rules: Rules) -> Economy:
             result.week += points
         else:  # month, lifetime, a campaign's window: once for each, possibly on the same day
             result.once += points
+    for name, challenge in rules.challenges.items():
+        if not challenge.enabled:
+            continue
+        if challenge.owner == "group":
+            result.notes.append(
+                f"challenge {name}: {challenge.points} points a week for each group a user interacts in "
+                "that reaches its threshold (not bounded by the number of groups)"
+            )
+        else:
+            result.once += challenge.points
     if rules.campaigns:
         result.notes.append("campaign multipliers are counted at their highest (caps still bound)")
     return result
