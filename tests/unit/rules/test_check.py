@@ -33,7 +33,9 @@ def test_defaults_are_unbounded_and_list_the_uncapped_rules() -> None:
     assert lines[0].endswith(", ".join(DEFAULT_UNCAPPED))
     assert lines[1:] == [
         "  without them: at most 220 points in a day, 400 in a week",
-        "  plus at most 150 points from monthly and lifetime thresholds (achievements)",
+        "  plus at most 650 points from monthly and lifetime thresholds (achievements)",
+        "  challenge group_weekly_500: 50 points a week for each group a user interacts in that reaches its "
+        "threshold (not bounded by the number of groups)",
     ]
 
 
