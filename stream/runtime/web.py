@@ -17,6 +17,7 @@ from stream.domains import economy
 from stream.domains.board import board_view
 from stream.domains.group import group_view
 from stream.domains.messages import board_owner, group_owner, team_owner
+from stream.domains.partition import RANKING, rank_key
 from stream.domains.team import team_view
 from stream.engine import ledger
 from stream.engine.view import ledger_view, user_view
@@ -170,7 +171,30 @@ def register_views(worker: Worker) -> None:
         view = board_view(lambda k: cache.get(partition, k), board_owner(board), week, partitions)
         if view is None:
             view = {"week": week, "closed": False, "winner": None, "ranking": [], "partitions_reported": 0}
+        if not view["closed"]:
+            # still open: the live ranking, merged from every partition's local top so far
+            try:
+                answers = await router.gather_all(f"/local/boards/{quote(board, safe='')}/{week}")
+            except RouteUnavailable as exc:
+                return unavailable(self, str(exc))
+            entries = sorted((e for _url, body in answers for e in body["entries"]), key=rank_key)
+            view["ranking"] = [
+                {"rank": i + 1, "id": ident, "score": score, "reached_at": ts}
+                for i, (ident, score, ts) in enumerate(entries[:RANKING])
+            ]
         return self.json({"board": board, **view})
+
+    @app.page("/local/boards/{board}/{week}")
+    async def local_board(self: web.View, request: web.Request, board: str, week: str) -> web.Response:
+        """This worker's partitions' local tops of an open week of a board."""
+        if not WEEK.fullmatch(week):
+            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+        entries: list[Any] = []
+        for p in range(partitions):
+            if router.held(p):
+                local = cache.get(p, worker.pipeline.partition(p).boards_prefix + week.encode())
+                entries.extend((local or {}).get(board, []))
+        return self.json({"entries": entries})
 
     @app.page("/economy/{week}")
     async def economy_week(self: web.View, request: web.Request, week: str) -> web.Response:
