@@ -40,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="start one worker")
     demo = sub.add_parser("demo", help="worker + sample traffic + awards on screen")
-    demo.add_argument("--events", type=int, default=3000, help="sample events to feed")
+    demo.add_argument("--events", type=int, default=6000, help="sample events to feed (default 6000)")
+    demo.add_argument(
+        "--days",
+        type=float,
+        default=9.0,
+        help="spread them over this many days up to now (default 9: last week closes, its boards have winners)",
+    )
     demo.add_argument("--seconds", type=float, default=60.0, help="longest time to wait for awards")
     feed = sub.add_parser("feed", help="produce synthetic events")
     feed.add_argument("--events", type=int, default=10_000)
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "demo":
         from stream.demo import run_demo
 
-        run_demo(settings, events=args.events, seconds=args.seconds)
+        run_demo(settings, events=args.events, seconds=args.seconds, days=args.days)
     elif args.command == "rules":
         run_rules(settings, args)
     elif args.command == "feed":
