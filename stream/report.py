@@ -85,7 +85,8 @@ def format_boards(report: Mapping[str, Any], timezone: str) -> list[str]:
     boards = report.get("boards") or {}
     if not boards:
         return ["Boards: none in these rules"]
-    lines = [f"Boards (reached: when the final score was reached, {timezone}):"]
+    ranked = any(board.get("ranking") for board in boards.values())
+    lines = [f"Boards (reached: when the final score was reached, {timezone}):" if ranked else "Boards:"]
     for name, board in sorted(boards.items()):
         if not board.get("closed"):
             lines.append(

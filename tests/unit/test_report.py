@@ -63,6 +63,8 @@ def test_boards_winner_and_top_3_open_and_without_winner() -> None:
     assert lines[5] == "  most_active_newcomer: closed, no winner (nobody scored)"
     assert lines[6].startswith("  most_valuable_contributor: open;")
     assert format_boards({"boards": {}}, TZ) == ["Boards: none in these rules"]
+    still_open = {"boards": {"most_valuable_contributor": {"closed": False, "winner": None, "ranking": []}}}
+    assert format_boards(still_open, TZ)[0] == "Boards:"
 
 
 def test_the_whole_report() -> None:
