@@ -1,4 +1,4 @@
-"""Run the worker and its helpers from the command line: ``stream worker | demo | feed | rules``."""
+"""Run the worker and its helpers from the command line: ``stream worker | demo | feed | rules | explain | report``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ commands:
   rules check FILE              validate a rules file; print the most points a user can earn
   rules publish FILE [--force]  validate and publish a rules version to the rules topic (live)
   rules show                    the rules versions known, and the one in effect now
+  explain USER [--limit N]      why a user has the points they have: balance, latest awards, task
+                                progress, what stopped points this week (asks the query API)
+  report economy [--week W]     a week's points per user, points by rule, active users, board winners
+
+explain and report ask the query API at --api URL, else STREAM_API_URL, else the local worker
+(http://STREAM_WEB_HOST:STREAM_WEB_PORT). Exit status: 0 answered, 1 unknown user (or another refusal),
+3 the API unreachable or unavailable (503 after 5 attempts).
 
 settings (environment variables):
 """
@@ -33,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="start one worker")
     demo = sub.add_parser("demo", help="worker + sample traffic + awards on screen")
-    demo.add_argument("--events", type=int, default=3000, help="sample events to feed")
+    demo.add_argument("--events", type=int, default=6000, help="sample events to feed (default 6000)")
+    demo.add_argument(
+        "--days",
+        type=float,
+        default=9.0,
+        help="spread them over this many days up to now (default 9: last week closes, its boards have winners)",
+    )
     demo.add_argument("--seconds", type=float, default=60.0, help="longest time to wait for awards")
     feed = sub.add_parser("feed", help="produce synthetic events")
     feed.add_argument("--events", type=int, default=10_000)
@@ -61,7 +74,75 @@ def _parser() -> argparse.ArgumentParser:
         "(events already scored are not rescored)",
     )
     rules_sub.add_parser("show", help="the versions known and the one in effect now")
+    api_help = "query API URL (default: STREAM_API_URL, else http://STREAM_WEB_HOST:STREAM_WEB_PORT)"
+    explain = sub.add_parser("explain", help="explain a user's points (asks the query API)")
+    explain.add_argument("user", help="the user's id")
+    explain.add_argument(
+        "--limit", type=int, default=10, help="latest awards to show (default 10, at most 40)"
+    )
+    explain.add_argument("--api", default=None, metavar="URL", help=api_help)
+    explain.add_argument("--json", action="store_true", help="print the API's JSON instead (user, ledger)")
+    report = sub.add_parser("report", help="reports from the query API")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    economy = report_sub.add_parser("economy", help="a week's points economy and board winners")
+    economy.add_argument(
+        "--week",
+        type=_week,
+        default=None,
+        help="ISO week like 2026-W48 (default: last week, STREAM_TIMEZONE)",
+    )
+    economy.add_argument("--api", default=None, metavar="URL", help=api_help)
+    economy.add_argument("--json", action="store_true", help="print the raw JSON of /economy/{week}")
     return parser
+
+
+def _week(text: str) -> str:
+    from stream.report import WEEK
+
+    if not WEEK.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO week like 2026-W48")
+    return text
+
+
+EXIT_REFUSED = 1
+EXIT_UNAVAILABLE = 3
+
+
+def run_query(settings: Settings, args: argparse.Namespace) -> None:
+    """Run ``stream explain`` or ``stream report``: ask the query API, print the answer."""
+    import time
+
+    import orjson
+
+    from stream.client import ApiError, Client, NotFound, Unavailable, Unreachable, api_url
+    from stream.explain import explain, fetch
+    from stream.report import economy_json, format_economy, last_week
+
+    client = Client(api_url(settings, args.api))
+    name = "explain" if args.command == "explain" else f"report {args.report_command}"
+    try:
+        if args.command == "explain":
+            if args.json:
+                got = fetch(client, args.user, limit=args.limit)
+                text = orjson.dumps(
+                    {"user": got["user"], "ledger": got["ledger"]}, option=orjson.OPT_INDENT_2
+                ).decode()
+            else:
+                text = explain(client, args.user, limit=args.limit, timezone=settings.timezone)
+        else:
+            week = args.week or last_week(int(time.time() * 1000), settings.timezone)
+            body = economy_json(client, week)
+            text = body.decode() if args.json else format_economy(orjson.loads(body), settings.timezone)
+    except NotFound as exc:
+        print(f"stream {name}: {exc} (asked {client.base_url})", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+    except (Unreachable, Unavailable) as exc:
+        print(f"stream {name}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_UNAVAILABLE)
+    except ApiError as exc:
+        print(f"stream {name}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+    print(text)
 
 
 def run_worker(settings: Settings) -> None:
@@ -111,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = _parser().parse_args(argv)
     settings = Settings()
+    if args.command in ("explain", "report"):
+        run_query(settings, args)  # HTTP only: no Kafka settings to check
+        return
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -123,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "demo":
         from stream.demo import run_demo
 
-        run_demo(settings, events=args.events, seconds=args.seconds)
+        run_demo(settings, events=args.events, seconds=args.seconds, days=args.days)
     elif args.command == "rules":
         run_rules(settings, args)
     elif args.command == "feed":

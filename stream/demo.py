@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -14,6 +15,9 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from stream import feed
+from stream.client import ApiError, Client, local_url, segment
+from stream.explain import explain, iso_week
+from stream.report import economy_json, format_economy, last_week
 from stream.rules import RulesError, load_rules
 from stream.runtime.kafka_config import librdkafka_config
 from stream.runtime.topics import TopicError, ensure_topics
@@ -44,7 +48,7 @@ def run_feed(
 
 def _wait_healthy(settings: Settings, worker: subprocess.Popen[bytes], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    url = f"{local_url(settings)}/health"
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             sys.exit(f"stream: the worker exited with code {worker.returncode}; see its log")
@@ -67,8 +71,44 @@ def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
     return positions
 
 
-def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
-    """Start a worker, feed ``events`` sample events, print the awards they earn, stop the worker."""
+def _wait_consumed(settings: Settings, topic: str, seconds: float) -> bool:
+    """Wait until the worker's group has committed every record of ``topic``; return whether it did."""
+    consumer = Consumer({**librdkafka_config(settings), "group.id": settings.app_id})
+    try:
+        ends = _end_offsets(consumer, topic)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            committed = {tp.partition: tp.offset for tp in consumer.committed(ends, timeout=10)}
+            if all(committed.get(tp.partition, -1) >= tp.offset for tp in ends if tp.offset > 0):
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        consumer.close()
+
+
+def _feed_demo(settings: Settings, records: list[feed.Record], rate: float) -> None:
+    """Produce the roster, wait until the worker applied it, then the events at ``rate`` a second.
+
+    Newcomers are known by their ``joined_at`` before their first event counts (most active newcomer), and
+    the events are paced so that the worker reads them in event-time order across the input topics: fed all
+    at once, nine days of one topic could be read before another's, and a week's boards would close before
+    some of its events arrive (``stream_board_late_total``).
+    """
+    config = librdkafka_config(settings)
+    members = [r for r in records if r[0] == "member"]
+    events = [r for r in records if r[0] != "member"]
+    feed.produce(config, _sources(settings), members)
+    if not _wait_consumed(settings, settings.topic_members, 30):
+        print("  (the worker had not applied the roster after 30 s; feeding the events anyway)")
+    feed.produce(config, _sources(settings), events, rate=rate)
+
+
+def run_demo(
+    settings: Settings, *, events: int, seconds: float, days: float = 9.0, rate: float = 250.0
+) -> None:
+    """Start a worker, feed ``events`` sample events of the last ``days``, print the awards they earn, then
+    ``stream explain`` of one user and ``stream report economy`` of last week; stop the worker."""
     try:
         load_rules(settings.rules_file)
         ensure_topics(settings)
@@ -92,11 +132,38 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
         outputs = [settings.topic_points, settings.topic_badges, settings.topic_deadletter]
         # Start reading the outputs where they end now: show only what this run earns.
         consumer.assign([tp for topic in outputs for tp in _end_offsets(consumer, topic)])
-        run_feed(
-            settings, events=events, users=max(20, events // 30), rate=None, seed=time.time_ns() % 1_000_000
+        now = int(time.time() * 1000)
+        span = int(days * 24 * HOUR_MS)
+        records = list(
+            feed.generate(
+                events,
+                users=max(20, events // 30),
+                seed=time.time_ns() % 1_000_000,
+                start_ms=now - span,
+                span_ms=span - 1000,
+            )
         )
-        print(f"awards arriving on {settings.topic_points} (points, user, rule, period, source event):")
-        _show(consumer, settings, seconds)
+        print(
+            f"feeding {events} sample events of the last {days:g} days at {rate:g} a second "
+            f"(~{events / rate:.0f} s), after the roster of {max(20, events // 30)} users"
+        )
+        failures: list[Exception] = []
+        done = threading.Event()
+
+        def produce() -> None:
+            try:
+                _feed_demo(settings, records, rate)
+            except Exception as exc:  # noqa: BLE001 - raised again in the main thread, after the awards
+                failures.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=produce, name="demo-feed", daemon=True).start()
+        print(f"awards arriving on {settings.topic_points} (points, user, rule, period, reason):")
+        points = _show(consumer, settings, seconds, done)
+        if failures:
+            raise failures[0]
+        _explain_and_report(settings, points)
     finally:
         consumer.close()
         worker.send_signal(signal.SIGTERM)
@@ -106,20 +173,63 @@ def run_demo(settings: Settings, *, events: int, seconds: float) -> None:
             worker.kill()
     print(
         f"worker stopped. Kafka is still running (make kafka-stop stops it); "
-        f"the query API was at http://{settings.web_host}:{settings.web_port}/users/<user_id>",
+        f"the query API was at {local_url(settings)}/users/<user_id>",
         file=sys.stderr,
     )
 
 
-def _show(consumer: Consumer, settings: Settings, seconds: float) -> None:
+def _interesting(user: dict[str, object]) -> int:
+    """Return how many kinds of points-stopping entries (ignored reasons, caps) a user has this week."""
+    week = user.get("this_week")
+    days = user.get("days")
+    if not isinstance(week, dict) or not isinstance(days, dict):
+        return 0
+    reasons = {
+        reason
+        for day, record in days.items()
+        if iso_week(day) == week.get("week") and isinstance(record, dict)
+        for reason in record.get("ignored", {})
+    }
+    return len(reasons)
+
+
+def _explain_and_report(settings: Settings, points: Counter[str]) -> None:
+    """Print ``stream explain`` of a user who earned awards (the one with the most kinds of ignored events
+    and caps this week, to show them) and ``stream report economy`` of last week, from this worker's API."""
+    client = Client(local_url(settings))
+    try:
+        chosen, best = None, -1
+        for user_id, _ in points.most_common(300):  # the most points first: ties go to them
+            score = _interesting(client.get(f"/users/{segment(user_id)}"))
+            if score > best:
+                chosen, best = user_id, score
+        if chosen is not None:
+            print(f"\n$ stream explain {chosen}")
+            print(explain(client, chosen, timezone=settings.timezone))
+        week = last_week(int(time.time() * 1000), settings.timezone)
+        print(f"\n$ stream report economy --week {week}")
+        print(format_economy(orjson.loads(economy_json(client, week)), settings.timezone))
+    except ApiError as exc:
+        print(f"stream demo: the query API did not answer: {exc}", file=sys.stderr)
+
+
+def _show(consumer: Consumer, settings: Settings, seconds: float, fed: threading.Event) -> Counter[str]:
+    """Print awards as they arrive until the feed is done and the outputs were quiet for 8 s (at most
+    ``seconds`` after the feed ends); return the points of each user."""
     points: Counter[str] = Counter()
     rules: Counter[str] = Counter()
     badges: list[str] = []
     dead: Counter[str] = Counter()
     shown = 0
-    deadline = time.monotonic() + seconds
+    deadline = None
     quiet_since = time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < 8:
+    while True:
+        now = time.monotonic()
+        if fed.is_set():
+            if deadline is None:  # the feed just ended: wait for what it produced
+                deadline, quiet_since = now + seconds, now
+            if now > deadline or now - quiet_since > 8:
+                break
         message = consumer.poll(0.5)
         if message is None or message.error():
             continue
@@ -147,6 +257,7 @@ def _show(consumer: Consumer, settings: Settings, seconds: float) -> None:
                     "level": "reached level",
                     "task": "completed task",
                     "achievement": "earned achievement",
+                    "title": "won the weekly title",
                 }
                 period = f" ({record['period']})" if record.get("period") not in (None, "lifetime") else ""
                 print(
@@ -160,3 +271,4 @@ def _show(consumer: Consumer, settings: Settings, seconds: float) -> None:
     print(f"badges: {len(badges)}" + (f" (e.g. {badges[0]})" if badges else ""))
     if dead:
         print("dead letters: " + ", ".join(f"{reason} {n}" for reason, n in dead.items()))
+    return points

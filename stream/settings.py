@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         description="URL the other workers reach this one's HTTP server at, to forward queries; unset: "
         "http://STREAM_WEB_HOST:STREAM_WEB_PORT, with the host's name in place of 0.0.0.0 or ::",
     )
+    api_url: str | None = Field(
+        None,
+        alias="STREAM_API_URL",
+        description="query API that stream explain and stream report ask (any worker's URL); unset: "
+        "http://STREAM_WEB_HOST:STREAM_WEB_PORT, with 127.0.0.1 in place of 0.0.0.0 or ::",
+    )
     rules_file: Path | None = Field(None, alias="STREAM_RULES_FILE", description="the rules YAML")
     timezone: str = Field(
         "Asia/Shanghai", alias="STREAM_TIMEZONE", description="calendar of days, weeks and months"

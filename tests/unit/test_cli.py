@@ -1,14 +1,24 @@
-"""The command line: help lists every setting, an invalid rules file stops the worker naming the field."""
+"""The command line: help lists every setting, an invalid rules file stops the worker naming the field,
+``stream explain`` and ``stream report economy`` against a fake query API."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from stream.cli import main
+from stream.report import last_week
 from stream.settings import Settings
+from tests.unit import api_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,3 +69,131 @@ def test_invalid_rules_file_stops_the_worker_naming_the_field(
     result = _stream("worker", env=env)
     assert result.returncode != 0
     assert field in result.stderr
+
+
+# --- stream explain and stream report economy against a fake query API ------------------------------------
+
+
+class _FakeApi(http.server.ThreadingHTTPServer):
+    """Answer the paths in ``answers`` (status, JSON); 404 with a JSON error for any other; log the paths."""
+
+    def __init__(self, answers: dict[str, tuple[int, object]]) -> None:
+        self.answers = answers
+        self.paths: list[str] = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _FakeApi
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        status, body = self.server.answers.get(self.path, (404, {"error": f"unknown {self.path}"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 503:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_api() -> Iterator[_FakeApi]:
+    server = _FakeApi(
+        {
+            "/users/u000172": (200, api_examples.USER),
+            "/users/u000172/ledger?limit=4": (200, api_examples.LEDGER),
+            "/rules": (200, api_examples.RULES),
+            "/economy/2026-W47": (200, api_examples.ECONOMY),
+            "/economy/2026-W46": (503, {"error": "partitions answered [0], not all 4: rebalancing, retry"}),
+        }
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_explain_prints_the_explanation(fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["explain", "u000172", "--limit", "4", "--api", fake_api.url], capsys)
+    assert code == 0
+    assert out.startswith("User u000172 (team t029): balance 778 points")
+    assert "2 thanks cards sent to oneself counted for nothing" in out
+    assert fake_api.paths == ["/users/u000172", "/users/u000172/ledger?limit=4", "/rules"]
+
+
+def test_explain_reads_the_url_from_stream_api_url(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_API_URL", fake_api.url)
+    code, out, _ = _run(["explain", "u000172", "--limit", "4", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == {"user": api_examples.USER, "ledger": api_examples.LEDGER}
+
+
+def test_explain_of_an_unknown_user_exits_1(fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["explain", "nobody/else", "--api", fake_api.url], capsys)
+    assert code == 1
+    assert out == ""
+    assert err == f"stream explain: unknown /users/nobody%2Felse (asked {fake_api.url})\n"
+
+
+def test_explain_without_a_worker_exits_3_naming_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed when the test asks: connection refused
+    code, _, err = _run(["explain", "ann", "--api", f"http://127.0.0.1:{port}"], capsys)
+    assert code == 3
+    assert f"cannot reach the query API at http://127.0.0.1:{port}/users/ann: connection refused" in err
+
+
+def test_report_economy_prints_the_report_or_the_raw_json(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(["report", "economy", "--week", "2026-W47", "--api", fake_api.url], capsys)
+    assert code == 0
+    assert out.startswith("Economy of 2026-W47\n")
+    assert "  best_collaborating_group: winner g00251" in out
+    code, out, _ = _run(["report", "economy", "--week", "2026-W47", "--json", "--api", fake_api.url], capsys)
+    assert code == 0
+    assert json.loads(out) == api_examples.ECONOMY
+
+
+def test_report_economy_unavailable_after_retries_exits_3(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["report", "economy", "--week", "2026-W46", "--api", fake_api.url], capsys)
+    assert code == 3
+    assert "unavailable (503) after 5 attempts: partitions answered [0], not all 4" in err
+    assert fake_api.paths == ["/economy/2026-W46"] * 5
+
+
+def test_report_economy_refuses_a_week_that_is_not_an_iso_week(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["report", "economy", "--week", "2026-48"], capsys)
+    assert code == 2
+    assert "'2026-48' is not an ISO week like 2026-W48" in err
+
+
+def test_report_economy_defaults_to_last_week(fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(["report", "economy", "--api", fake_api.url], capsys)
+    assert fake_api.paths == [f"/economy/{last_week(int(time.time() * 1000), Settings().timezone)}"]
