@@ -27,6 +27,7 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
     paid: dict[str, int] = {}
     done: list[str] = []
     ignored: dict[str, int] = {}
+    granted: list[str] = []
     groups: list[str] = []
     boards: dict[str, int] = {}
     for entry, n in sorted(value.items()):
@@ -38,7 +39,10 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
         elif tag == PAID:
             paid[name] = n
         elif tag == DONE:
-            done.append(name)
+            if "@" in name:
+                granted.append(name)  # a grant from a group, team or board: rule@group, rule@team, board@board
+            else:
+                done.append(name)
         elif tag == IGNORED_TAG:
             ignored[name] = n
         elif tag == GROUP_TAG:
@@ -48,6 +52,8 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
     record: dict[str, Any] = {"counters": counters, "capped_points": paid, "done": done}
     if ignored:
         record["ignored"] = ignored
+    if granted:
+        record["granted"] = granted
     if groups:
         record["groups"] = groups
     if boards:

@@ -36,7 +36,7 @@ def test_check_prints_the_version_and_what_the_defaults_allow(
     # (= 30) + every weekly threshold (weekly_active_100 100 + 3 weekly tasks x 30 = 190) -> 220;
     # a week = 7 x 30 + 190 = 400; achievements 3 x 50 = 150 once
     assert "at most 220 points in a day, 400 in a week" in out
-    assert "150 points from monthly and lifetime thresholds" in out
+    assert "650 points from monthly and lifetime thresholds" in out  # + the team challenge 500
 
 
 def test_check_of_a_capped_file_gives_exact_bounds(
