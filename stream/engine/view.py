@@ -40,7 +40,7 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
             paid[name] = n
         elif tag == DONE:
             if "@" in name:
-                granted.append(name)  # a grant from a group, team or board: rule@group, rule@team, board@board
+                granted.append(name)  # from a group, team or board: rule@group, board@board
             else:
                 done.append(name)
         elif tag == IGNORED_TAG:
