@@ -120,7 +120,9 @@ def compare(
 
     Checks: each user's balance (SPEC: points of granted, activated and revoked awards, each award id
     once) and the points and award count of every (user, rule); no award id with two different
-    contents (the whole JSON value); task and achievement badges per (user, badge); level badges per user; under ``exactly_once`` no award id twice.
+    contents (the whole JSON value); every challenge award by its id, with its user, rule, points,
+    period and ``ts``; task, achievement and title badges per (user, badge) (the chaos rules have no
+    boards, so a title is unexpected); level badges per user; under ``exactly_once`` no award id twice.
     """
     verdict = Verdict()
     points = read_topic(bootstrap, points_topic)
@@ -155,13 +157,16 @@ def compare(
     got_awards: Counter[tuple[str, str]] = Counter()
     got_levels: dict[str, set[str]] = defaultdict(set)
     got_badges: Counter[tuple[str, str]] = Counter()
-    for value in contents.values():
+    got_challenges: dict[str, tuple[str, str, int, str, int]] = {}
+    for the_id, value in contents.items():
         if "badge" in value:
             if value.get("kind") == "level":
                 got_levels[value["user_id"]].add(value["badge"])
-            elif value.get("kind") in ("task", "achievement"):
+            elif value.get("kind") in ("task", "achievement", "title"):
                 got_badges[(value["user_id"], value["badge"])] += 1
             continue
+        if value.get("rule") in expected.challenge_rules:
+            got_challenges[the_id] = challenge_entry(value)
         if value.get("status") in COUNTED:
             got_points[(value["user_id"], value["rule"])] += value["points"]
         got_awards[(value["user_id"], value["rule"])] += 1
@@ -175,10 +180,13 @@ def compare(
             _diff("user totals", {u: p for u, p in totals.items() if p}, want_totals),
             _diff("(user, rule) points", got_points, expected.points),
             _diff("(user, rule) award counts", got_awards, expected.awards),
-            _diff("(user, badge) task and achievement badges", got_badges, expected.badges),
+            _diff("(user, badge) task, achievement and title badges", got_badges, expected.badges),
         )
         if problem
     ]
+    challenge_problem = diff_challenges(got_challenges, expected.challenges)
+    if challenge_problem:
+        differences.append(challenge_problem)
     wrong_levels = sorted(
         u
         for u in got_levels.keys() | expected.levels.keys()
@@ -196,6 +204,37 @@ def compare(
         verdict.notes.insert(
             0,
             f"totals exact: {len(want_totals)} users, {sum(want_totals.values())} points, "
-            f"{expected.award_count()} awards",
+            f"{expected.award_count()} awards ({challenge_summary(expected)})",
         )
     return verdict
+
+
+def challenge_entry(value: dict[str, Any]) -> tuple[str, str, int, str, int]:
+    """Return what a challenge award is compared by: (user, rule, points, period, ts), status granted."""
+    points = value["points"] if value.get("status") == "granted" else 0
+    return (value["user_id"], value["rule"], points, value["period"], value["ts"])
+
+
+def diff_challenges(
+    got: dict[str, tuple[str, str, int, str, int]], want: dict[str, tuple[str, str, int, str, int]]
+) -> str | None:
+    """Describe how the challenge awards differ from the expected ones by award id, or None."""
+    missing = [i for i in want if i not in got]
+    extra = [i for i in got if i not in want]
+    other = [i for i in want if i in got and got[i] != want[i]]
+    if not (missing or extra or other):
+        return None
+    shown = [f"missing {want[i]}" for i in missing[:2]] + [f"unexpected {got[i]}" for i in extra[:2]]
+    shown += [f"got {got[i]} want {want[i]}" for i in other[:2]]
+    return (
+        f"challenge awards differ: {len(missing)} missing, {len(extra)} unexpected, {len(other)} other "
+        f"(e.g. {'; '.join(shown)})"
+    )
+
+
+def challenge_summary(expected: Expected) -> str:
+    """Return how many challenge awards the model expects, by rule."""
+    by_rule = Counter(rule for _, rule, _, _, _ in expected.challenges.values())
+    return (
+        ", ".join(f"{rule} {by_rule[rule]}" for rule in sorted(expected.challenge_rules)) or "no challenges"
+    )

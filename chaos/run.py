@@ -3,10 +3,12 @@
 Run as ``.venv/bin/python chaos/run.py`` (``make chaos``; ``--help`` lists the options). Each fault runs
 on its own fresh topics and app id against real ``stream worker`` processes, feeds valid traffic
 (``chaos/traffic.py``: ``stream/feed.py``'s synthetic events, exact re-deliveries, edge cases) and
-compares what the workers published with what an independent model of SPEC's per-user rules
-(``chaos/model.py``) expects: every user's balance, the points and award count of every (user, rule),
-the level badges, no award id with two contents and, under ``exactly_once``, no award id twice when
-read with ``isolation.level=read_committed``.
+compares what the workers published with what an independent model of SPEC's rules (``chaos/model.py``)
+expects: every user's balance, the points and award count of every (user, rule), every group and team
+challenge award by its id, the task, achievement and level badges, no award id with two contents and,
+under ``exactly_once``, no award id twice when read with ``isolation.level=read_committed``. Workers run
+with ``chaos/rules.yaml`` (``STREAM_RULES_FILE``): the default rules without boards, whose titles depend
+on when weeks close (see chaos/model.py).
 
 One line per fault goes to stdout, ``fault <name>: PASS|FAIL <details> [<seconds> s]``; progress goes to
 stderr. The exit status is 1 when any fault failed. Every fault has its own time limit and fails on it.
@@ -49,7 +51,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from chaos.check import Verdict, committed_lag, compare, read_topic  # noqa: E402
 from chaos.malformed import Bad, Maker  # noqa: E402
-from chaos.model import Expected, expect  # noqa: E402
+from chaos.model import CHAOS_RULES, Expected, expect  # noqa: E402
 from chaos.traffic import Record, traffic  # noqa: E402
 from tests.e2e.harness import SOURCES, Topics, WorkerProcess, create_topics, delete_topics  # noqa: E402
 
@@ -262,7 +264,12 @@ class Fault:
     # --- workers ------------------------------------------------------------------------------
 
     def worker_env(self, name: str, **extra: str) -> dict[str, str]:
-        env = {"STREAM_PROCESSING_GUARANTEE": self.opts.guarantee, "STREAM_INSTANCE_ID": name, **extra}
+        env = {
+            "STREAM_PROCESSING_GUARANTEE": self.opts.guarantee,
+            "STREAM_INSTANCE_ID": name,
+            "STREAM_RULES_FILE": str(CHAOS_RULES),  # what the model expects: the defaults without boards
+            **extra,
+        }
         if self.opts.session_timeout > 0:
             env["BROKER_SESSION_TIMEOUT"] = str(self.opts.session_timeout)
             env["BROKER_HEARTBEAT_INTERVAL"] = str(max(0.5, min(3.0, self.opts.session_timeout / 4)))

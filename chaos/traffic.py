@@ -4,8 +4,11 @@ The bulk comes from ``stream.feed.generate`` (Zipf-distributed users over 8 past
 re-deliveries of ~2% of the events, later in the stream, and a few users whose events sit on the edges
 the rules care about (local midnight and the ISO week boundary in the rules' time zone, daily caps and
 the like-pair limit across midnight, late events, self-thanks, self-marks and self-replies, groups with
-no invitee, credits to a user who never acted). No expected result is written here: the model
-computes it from these records like from any others.
+no invitee, credits to a user who never acted, and three groups on the edge of the group weekly
+challenge's 500 interactions: one reaching exactly 500 with counted likes and a last member joining late
+in the week, one at 499 plus likes that count for nothing (a self-like, likes past the pair limit), one at
+499 in its week with more just before and after the week). No expected result is written here: the
+model computes it from these records like from any others.
 """
 
 from __future__ import annotations
@@ -120,4 +123,33 @@ def edge_cases(now_ms: int, seed: int, timezone: str) -> list[Record]:
     )
     e.add("activity", u[10], at(4, 9, 2), type="vote", group_id=None, target_user_id=None)
     e.add("activity", u[10], at(4, 9, 3), type="feed_view")
+    group_edges(e, seed, at)
     return e.records
+
+
+GROUP_EDGE = 500  # the default group_weekly_500's threshold
+
+
+def group_edges(e: _Edges, seed: int, at: Any) -> None:
+    """Add three groups' weeks (Monday at(0) to Sunday) around ``GROUP_EDGE`` interactions."""
+    for name in ("exact", "uncounted", "split"):
+        group = f"gedge-{name}"
+        g = [f"edge{seed}-{name}{i}" for i in range(12)]
+        outsider = f"edge{seed}-{name}-liked"  # liked in the group, never interacting in it: not paid
+        messages = GROUP_EDGE - 11
+        for i in range(messages):
+            e.add(
+                "message", g[i % 10], at(1 + i % 5, 9 + i // 300, (i // 5) % 60), kind="text", group_id=group
+            )
+        for i in range(5):  # 10 counted likes: messages + 10 = the threshold - 1
+            e.add("like", g[0], at(2, 15, i), target_user_id=outsider, group_id=group)
+            e.add("like", g[3], at(3, 15, i), target_user_id=g[4], group_id=group)
+        if name == "exact":  # the last interaction: a user joining in on Sunday night
+            e.add("message", g[11], at(6, 23, 30), kind="voice", group_id=group)
+        elif name == "uncounted":  # none of these counts: a self-like, two likes past the pair limit
+            e.add("like", g[2], at(4, 10), target_user_id=g[2], group_id=group)
+            e.add("like", g[0], at(2, 16), target_user_id=outsider, group_id=group)
+            e.add("like", g[3], at(3, 16), target_user_id=g[4], group_id=group)
+        else:  # the week before and the week after
+            e.add("message", g[11], at(0, 0, 0, 0, -1), kind="text", group_id=group)
+            e.add("message", g[11], at(7), kind="text", group_id=group)
