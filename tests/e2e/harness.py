@@ -105,9 +105,11 @@ class WorkerProcess:
             **extra_env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_offset = 0  # where this incarnation's log starts (a restart appends to the same file)
 
     def spawn(self) -> WorkerProcess:
         """Start the process without waiting for it to be ready."""
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream", "worker"],
@@ -127,7 +129,10 @@ class WorkerProcess:
             raise TimeoutError(f"worker still running after {timeout} s:\n{self.log_tail()}") from None
 
     def start(self, timeout: float = 120.0) -> WorkerProcess:
-        self.spawn()
+        return self.spawn().wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 120.0) -> WorkerProcess:
+        """Wait until the spawned process answers /health and has logged that it is ready."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -142,7 +147,11 @@ class WorkerProcess:
     def _ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as response:
-                return response.status == 200 and b"Worker]: Ready" in self.log_path.read_bytes()
+                if response.status != 200:
+                    return False
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)  # a restarted worker: its own "Ready", not its predecessor's
+                return b"Worker]: Ready" in log.read()
         except OSError:
             return False
 
