@@ -152,7 +152,10 @@ class Pipeline:
         # economy (partition, week) -> (points by rule, users active per day, latest record)
         self._team_counts: dict[tuple[int, str, str, int], tuple[int, Record]] = {}
         # (partition, group, week, its start) -> (interactions, latest ts, latest record)
-        self._group_counts: dict[tuple[int, str, str, int], tuple[int, int, Record]] = {}
+        # and the users whose first interaction of the week they hold
+        self._group_counts: dict[
+            tuple[int, str, str, int], tuple[int, int, Record, list[tuple[str, int]]]
+        ] = {}
         self._economy: dict[tuple[int, str], tuple[dict[str, int], dict[str, int], Record]] = {}
         # Cumulative counts to other keys, latest per (owner, what): sent once per batch (they are maxima)
         self._coalesced: dict[tuple[Any, ...], tuple[GroupCount | TeamCount, Record]] = {}
@@ -262,11 +265,15 @@ class Pipeline:
                 self._count_economy(record, day, outcome)
             if outcome.groups_counted:
                 ts: int = event.ts  # type: ignore[union-attr]
+                joined = {m.group for m in outcome.messages if type(m) is GroupJoin}
                 for group in outcome.groups_counted:
                     key_g = (record.partition, group, day.week, day.week_start_ms)
                     seen = self._group_counts.get(key_g)
+                    members = seen[3] if seen else []
+                    if group in joined:
+                        members.append((event.user_id, ts))  # type: ignore[union-attr]
                     self._group_counts[key_g] = (
-                        (seen[0] + 1, max(seen[1], ts), record) if seen else (1, ts, record)
+                        (seen[0] + 1, max(seen[1], ts), record, members) if seen else (1, ts, record, members)
                     )
             if outcome.team_counted and type(event) is not Credit:
                 team: str = event.team_id  # type: ignore[union-attr]
@@ -389,20 +396,32 @@ class Pipeline:
         Called before a Close (what a partition sends for a week must precede its Close) and when the
         batch ends; each of these keys is written once per batch instead of once per event.
         """
+        teams: dict[tuple[int, str, int], dict[str, int]] = {}
+        records: dict[int, Record] = {}
         for (partition, team, month, month_start), (n, record) in self._team_counts.items():
-            tx = self.cache.begin(partition)
-            count = self.partition(partition).team_count(tx, team, month, month_start, n)
-            if tx.commit():
-                batch.last.setdefault(partition, record)
-            self._coalesced[("tc", partition, team, month)] = (count, record)
+            teams.setdefault((partition, month, month_start), {})[team] = n
+            records[partition] = record
         self._team_counts.clear()
-        for (partition, group, week, week_start), (n, ts, record) in self._group_counts.items():
+        for (partition, month, month_start), added in teams.items():
             tx = self.cache.begin(partition)
-            gcount = self.partition(partition).group_count(tx, group, week, week_start, n, ts)
+            for count in self.partition(partition).team_counts(tx, month, month_start, added):
+                self._coalesced[("tc", partition, count.team, month)] = (count, records[partition])
             if tx.commit():
-                batch.last.setdefault(partition, record)
-            self._coalesced[("gc", partition, group, week)] = (gcount, record)
+                batch.last.setdefault(partition, records[partition])
+        groups: dict[tuple[int, str, int], dict[str, tuple[int, int]]] = {}
+        joins: dict[tuple[int, str, str], list[tuple[str, int]]] = {}
+        for (partition, group, week, week_start), (n, ts, record, members) in self._group_counts.items():
+            groups.setdefault((partition, week, week_start), {})[group] = (n, ts)
+            joins[(partition, group, week)] = members
+            records[partition] = record
         self._group_counts.clear()
+        for (partition, week, week_start), counted in groups.items():
+            tx = self.cache.begin(partition)
+            for gcount in self.partition(partition).group_counts(tx, week, week_start, counted):
+                gcount.joined = tuple(joins[(partition, gcount.group, week)])
+                self._coalesced[("gc", partition, gcount.group, week)] = (gcount, records[partition])
+            if tx.commit():
+                batch.last.setdefault(partition, records[partition])
         for (partition, week), (by_rule, active, record) in self._economy.items():
             tx = self.cache.begin(partition)
             self.partition(partition).economy(tx, week, by_rule, active)
@@ -468,6 +487,8 @@ class Pipeline:
         """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
         for message in outcome.messages:
+            if type(message) is GroupJoin:
+                continue  # travels with the group count that includes it (see _flush_coalesced)
             if isinstance(message, RosterChange):
                 message.version = record.offset  # of the members record: the same on a replay, only growing
             value = orjson.dumps(message.to_record())

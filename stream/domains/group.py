@@ -2,7 +2,7 @@
 
 Every partition sends its *cumulative* count of a group's week (``GroupCount``; the group keeps the
 largest per partition, so a replay changes nothing), and a user's first interaction in the group's week
-is a ``GroupJoin`` (the group keeps the set). A partition sends a user's join before the counts that
+travels with the count that includes it (the group keeps the set of members). A partition sends a user's join before the counts that
 include the user's interactions, so at the crossing every counted user is a member. When the week's
 total first reaches a challenge's threshold, every member gets a ``Grant``, and so does each user who
 joins later that week. The board score counts only what was not late for the board (see
@@ -72,11 +72,14 @@ def on_count(
     owner = count.owner()
     if _too_old(tx, owner, count.week_start_ms, rules.retention_ms):
         return [], None
+    grants: list[Grant] = []
+    for user, ts in count.joined:  # the members first: the count includes their interactions
+        grants.extend(on_join(tx, GroupJoin(count.group, count.week, user, ts, count.week_start_ms), rules))
     current = tx.get(week_key(owner, count.week))
     source = str(count.source)
     before = current["p"].get(source) if current is not None else None
     if before is not None and before[0] >= count.n:
-        return [], None  # seen already (a replay)
+        return grants, None  # seen already (a replay)
     record = _week(tx, owner, count.week, count.week_start_ms)
     delta = count.n - (before[0] if before is not None else 0)
     record["p"] = {**record["p"], source: (count.n, max(count.last_ts, before[1] if before else 0))}
@@ -86,7 +89,6 @@ def on_count(
         record["bn"] += delta
         record["bts"] = max(record["bts"], count.last_ts)
         score = (record["bn"], record["bts"])
-    grants: list[Grant] = []
     for challenge in _group_challenges(rules):
         if challenge.name not in record["paid"] and record["n"] >= challenge.threshold:
             record["paid"] = [*record["paid"], challenge.name]

@@ -6,7 +6,8 @@ an explicit partition (``Close``). Each message is idempotent by construction, s
 or a rebalance never counts twice and no set of fingerprints grows:
 
 - ``GroupCount``: one partition's *cumulative* count of a group's week; the group keeps the largest per partition.
-- ``GroupJoin``: a user's first interaction in a group's week (the group keeps the set of its members).
+  It carries the users whose first interaction in the group's week it includes (the group keeps the
+  set of its members); ``GroupJoin`` says the same for one user alone.
 - ``TeamCount``: one partition's cumulative count of a team's month; the team keeps the largest per partition.
 - ``RosterChange``: a user joined or left a team, with the user's roster version; the team keeps the newest.
 - ``Close``: a partition has closed every week up to ``week`` (a cumulative watermark).
@@ -56,12 +57,16 @@ class GroupCount:
     n: int
     last_ts: int
     week_start_ms: int
+    joined: tuple[tuple[str, int], ...] = ()  # (user, ts) of users whose first interaction this count holds
 
     def owner(self) -> bytes:
         return group_owner(self.group)
 
     def to_record(self) -> dict[str, Any]:
-        return {"gc": [self.group, self.week, self.source, self.n, self.last_ts, self.week_start_ms]}
+        body: list[Any] = [self.group, self.week, self.source, self.n, self.last_ts, self.week_start_ms]
+        if self.joined:
+            body.append(self.joined)
+        return {"gc": body}
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -215,8 +220,11 @@ def parse_internal(envelope: dict[str, Any]) -> Internal | None:
         return None
     ((tag, body),) = envelope.items()
     if tag == "gc":
-        g, w, src, n, ts, ws = body
-        return GroupCount(str(g), str(w), int(src), int(n), int(ts), int(ws))
+        g, w, src, n, ts, ws, *rest = body
+        if len(rest) > 1:
+            raise ValueError("a group count has at most 7 fields")
+        joined = tuple((str(user), int(at)) for user, at in rest[0]) if rest else ()
+        return GroupCount(str(g), str(w), int(src), int(n), int(ts), int(ws), joined)
     if tag == "gj":
         g, w, u, ts, ws = body
         return GroupJoin(str(g), str(w), str(u), int(ts), int(ws))

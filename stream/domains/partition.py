@@ -171,23 +171,34 @@ class PartitionState:
         if merged is not None:
             tx.edit(key)[board] = merged
 
-    def group_count(
-        self, tx: Transaction, group: str, week: str, week_start_ms: int, n: int, last_ts: int
-    ) -> GroupCount:
-        """Count ``n`` more interactions of a group's week on this partition; return the cumulative count."""
-        key = self.prefix + b"g:" + week.encode() + SEPARATOR + group.encode()
-        before = tx.get(key)
-        total = (before[0] if before else 0) + n
-        latest = max(before[1], last_ts) if before else last_ts
-        tx.set(key, (total, latest))
-        return GroupCount(group, week, self.partition, total, latest, week_start_ms)
+    def group_counts(
+        self, tx: Transaction, week: str, week_start_ms: int, added: dict[str, tuple[int, int]]
+    ) -> list[GroupCount]:
+        """Add a batch's interactions (group -> (count, latest ts)) to this partition's counts of a week.
 
-    def team_count(self, tx: Transaction, team: str, month: str, month_start_ms: int, n: int) -> TeamCount:
-        """Count ``n`` more events of a team's month on this partition; return the cumulative count."""
-        key = self.prefix + b"t:" + month.encode() + SEPARATOR + team.encode()
-        total = (tx.get(key) or 0) + n
-        tx.set(key, total)
-        return TeamCount(team, month, self.partition, total, month_start_ms)
+        One key per week holds every group's cumulative count (one write per batch); returns them.
+        """
+        record = tx.edit(self.prefix + b"g:" + week.encode())
+        out = []
+        for group, (n, last_ts) in added.items():
+            before = record.get(group)
+            total = (before[0] if before else 0) + n
+            latest = max(before[1], last_ts) if before else last_ts
+            record[group] = (total, latest)
+            out.append(GroupCount(group, week, self.partition, total, latest, week_start_ms))
+        return out
+
+    def team_counts(
+        self, tx: Transaction, month: str, month_start_ms: int, added: dict[str, int]
+    ) -> list[TeamCount]:
+        """Add a batch's events (team -> count) to this partition's counts of a month (one key per month)."""
+        record = tx.edit(self.prefix + b"t:" + month.encode())
+        out = []
+        for team, n in added.items():
+            total = record.get(team, 0) + n
+            record[team] = total
+            out.append(TeamCount(team, month, self.partition, total, month_start_ms))
+        return out
 
     def economy(self, tx: Transaction, week: str, points: dict[str, int], active: dict[str, int]) -> None:
         """Add points by rule and users active for the first time on a day to a week's economy record."""

@@ -1,8 +1,8 @@
 """Keep a user's latest awards, with their reasons: the ledger of ``/users/{id}/ledger``.
 
-A ring of ``SIZE`` keys per user (``<user>\\0l:<slot>``), one award each: an award writes its own small
-key once, so a batch's writes grow with the awards it pays, never with the ledger's length. The core
-record counts the awards appended (``ls``); the latest ``SIZE`` are kept.
+Awards are appended to numbered chunks (``<user>\\0l:<n>``, up to ``CHUNK`` awards each) in a ring of
+``CHUNKS`` keys: a batch writes the one or two chunks its awards go to (one changelog record for most
+users), never the whole ledger. The core record counts the awards appended (``ls``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from typing import Any
 from stream.core.state import Transaction
 from stream.engine.awards import BadgeAward, PointAward
 
-SIZE = 40
-LIMIT = SIZE
-"""The ledger holds this many of the latest awards."""
+CHUNK = 8
+CHUNKS = 6
+LIMIT = CHUNK * (CHUNKS - 1)
+"""The ledger holds at least this many of the latest awards."""
 
-_SLOTS = [b"l:" + str(slot).encode() for slot in range(SIZE)]
+_SLOTS = [b"l:" + str(slot).encode() for slot in range(CHUNKS)]
 
 
-def slot_key(p: bytes, seq: int) -> bytes:
-    """Return the key holding award number ``seq`` of the user with key prefix ``p``."""
-    return p + _SLOTS[seq % SIZE]
+def chunk_key(p: bytes, seq: int) -> bytes:
+    """Return the key of the chunk holding award number ``seq`` of the user with key prefix ``p``."""
+    return p + _SLOTS[(seq // CHUNK) % CHUNKS]
 
 
 def append(
@@ -30,32 +31,21 @@ def append(
 ) -> None:
     """Append an event's awards to the ledger (``core`` is the user's changeable core record).
 
-    Entries are tuples: never changed in place, and a tuple of plain values is not tracked by the
-    garbage collector, which the many cached entries would otherwise slow down.
+    Entries are tuples of plain values: never changed in place, and not tracked by the garbage
+    collector, which the many cached entries would otherwise slow down.
     """
     seq = core.get("ls", 0)
-    for award in points:
-        tx.set(
-            p + _SLOTS[seq % SIZE],
-            (award.award_id, award.rule, award.points, award.period, award.rules_version, award.reason,
-             award.ts, award.status),
-        )  # fmt: skip
-        seq += 1
-    for badge in badges:
-        tx.set(
-            p + _SLOTS[seq % SIZE],
-            [
-                badge.award_id,
-                badge.badge,
-                0,
-                badge.period,
-                badge.rules_version,
-                badge.kind,
-                badge.ts,
-                "badge",
-            ],
-        )
-        seq += 1
+    entries: list[tuple[Any, ...]] = [
+        (a.award_id, a.rule, a.points, a.period, a.rules_version, a.reason, a.ts, a.status) for a in points
+    ]
+    entries.extend((b.award_id, b.badge, 0, b.period, b.rules_version, b.kind, b.ts, "badge") for b in badges)
+    while entries:
+        room = CHUNK - seq % CHUNK
+        part, entries = entries[:room], entries[room:]
+        key = chunk_key(p, seq)
+        current = tx.get(key) if seq % CHUNK else None  # a chunk's first award starts it afresh
+        tx.set(key, [*current, *part] if current else part)
+        seq += len(part)
     core["ls"] = seq
 
 
@@ -63,11 +53,17 @@ def read(get: Callable[[bytes], Any], p: bytes, core: dict[str, Any], limit: int
     """Return up to ``limit`` of the latest awards, newest first."""
     seq = core.get("ls", 0)
     out: list[dict[str, Any]] = []
-    for n in range(seq - 1, max(-1, seq - 1 - min(limit, SIZE)), -1):
-        entry = get(slot_key(p, n))
-        if entry is None:
+    oldest = max(0, ((seq - 1) // CHUNK - (CHUNKS - 1)) * CHUNK)  # the first award of the oldest chunk held
+    chunk: list[Any] = []
+    for n in range(seq - 1, oldest - 1, -1):
+        if len(out) >= limit:
+            break
+        if n == seq - 1 or n % CHUNK == CHUNK - 1:
+            chunk = get(chunk_key(p, n)) or []
+        index = n % CHUNK
+        if index >= len(chunk):
             continue
-        award_id, rule, points, period, version, reason, ts, status = entry
+        award_id, rule, points, period, version, reason, ts, status = chunk[index]
         item: dict[str, Any] = {"award_id": award_id, "period": period, "rules_version": version, "ts": ts}
         if status == "badge":
             item.update(badge=rule, kind=reason)

@@ -116,7 +116,7 @@ def user_view(
             + sum(record.get("points", 0) for name, record in days.items() if _week_of(name) == today.week),
         },
         "tasks": _progress(core, rules, today, day_record, week_record, month_record, streaks, calendar),
-        "ledger_size": min(core.get("ls", 0), ledger.SIZE),
+        "ledger_size": min(core.get("ls", 0), ledger.LIMIT),
         "watermark_ts": core["wm"],
         "lifetime": _record(core),
         "days": dict(sorted(days.items())),

@@ -76,22 +76,22 @@ def test_a_week_is_reported_once_every_partition_closed_it() -> None:
 def test_counts_are_cumulative_per_partition() -> None:
     part, cache = state(partition=1)
     tx = cache.begin(1)
-    first = part.group_count(tx, "g", "2026-W48", D0, 2, D0 + 9)
-    second = part.group_count(tx, "g", "2026-W48", D0, 1, D0 + 3)
-    assert (first.n, second.n, second.last_ts, second.source) == (2, 3, D0 + 9, 1)
-    assert part.team_count(tx, "t", "2026-11", D0, 4).n == 4
-    assert part.team_count(tx, "t", "2026-11", D0, 1).n == 5
+    [first, other] = part.group_counts(tx, "2026-W48", D0, {"g": (2, D0 + 9), "h": (1, D0)})
+    [second] = part.group_counts(tx, "2026-W48", D0, {"g": (1, D0 + 3)})
+    assert (first.n, second.n, second.last_ts, second.source, other.n) == (2, 3, D0 + 9, 1, 1)
+    assert [c.n for c in part.team_counts(tx, "2026-11", D0, {"t": 4})] == [4]
+    assert [c.n for c in part.team_counts(tx, "2026-11", D0, {"t": 1, "u": 2})] == [5, 2]
 
 
 def test_old_counts_and_economy_are_pruned_when_a_late_week_is_reported() -> None:
     part, cache = state(partitions=1)
     tx = cache.begin(0)
-    part.group_count(tx, "g", "2026-W40", D0 - 8 * WEEK, 1, D0 - 8 * WEEK)
-    part.group_count(tx, "g", "2026-W48", D0, 1, D0)
+    part.group_counts(tx, "2026-W40", D0 - 8 * WEEK, {"g": (1, D0 - 8 * WEEK)})
+    part.group_counts(tx, "2026-W48", D0, {"g": (1, D0)})
     part.economy(tx, "2026-W40", {"r": 1}, {})
-    part.team_count(tx, "t", "2026-09", D0 - 80 * DAY, 1)
+    part.team_counts(tx, "2026-09", D0 - 80 * DAY, {"t": 1})
     part.on_close(tx, Close("2026-W48", 0, -1), [], 35 * DAY)
     left = sorted(
         key[len(part.prefix) :] for key, _ in cache.scan(0, part.prefix) if not key.endswith(b"clock")
     )
-    assert left == [b"g:2026-W48\x00g"]
+    assert left == [b"g:2026-W48"]

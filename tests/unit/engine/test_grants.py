@@ -93,11 +93,11 @@ def test_roster_changes_go_to_the_teams_and_a_redelivery_sends_nothing() -> None
 
 def test_the_ledger_keeps_the_latest_awards_newest_first() -> None:
     h = Harness()
-    for i in range(ledger.SIZE + 7):
+    for i in range(ledger.LIMIT + 7):
         h.apply(msg("u1", NOON + i * 1000, "file"))
-    latest = ledger_view(lambda k: h.cache.get(0, k), b"u1", ledger.SIZE)
-    assert latest is not None and len(latest) == ledger.SIZE
+    latest = ledger_view(lambda k: h.cache.get(0, k), b"u1", ledger.LIMIT)
+    assert latest is not None and len(latest) == ledger.LIMIT
     assert [entry["ts"] for entry in latest] == sorted((entry["ts"] for entry in latest), reverse=True)
-    assert latest[0]["ts"] == NOON + (ledger.SIZE + 6) * 1000
+    assert latest[0]["ts"] == NOON + (ledger.LIMIT + 6) * 1000
     assert {entry["reason"] for entry in latest if entry.get("rule") == "message_file"} == {"file posted"}
     assert ledger_view(lambda k: h.cache.get(0, k), b"nobody", 5) is None
