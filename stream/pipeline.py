@@ -204,6 +204,7 @@ class Pipeline:
     def forget(self) -> None:
         """Drop every cached state (after a rebalance the store is the truth again)."""
         self.cache.clear()
+        self._partitions.clear()  # their remembered clocks too
         for pending in (self._coalesced, self._group_counts, self._team_counts, self._economy):
             pending.clear()
 
@@ -265,7 +266,9 @@ class Pipeline:
                 self._count_economy(record, day, outcome)
             if outcome.groups_counted:
                 ts: int = event.ts  # type: ignore[union-attr]
-                joined = {m.group for m in outcome.messages if type(m) is GroupJoin}
+                joined = (
+                    {m.group for m in outcome.messages if type(m) is GroupJoin} if outcome.messages else ()
+                )
                 for group in outcome.groups_counted:
                     key_g = (record.partition, group, day.week, day.week_start_ms)
                     seen = self._group_counts.get(key_g)

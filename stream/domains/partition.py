@@ -74,6 +74,7 @@ class PartitionState:
         self.prefix = partition_owner(partition) + SEPARATOR
         self.clock_key = self.prefix + CLOCK
         self.boards_prefix = self.prefix + b"b:"
+        self.next_close = 0  # a copy of the stored clock's "next", read once (reset when partitions move)
 
     # --- the clock and the close protocol ---------------------------------------------------------
 
@@ -93,8 +94,11 @@ class PartitionState:
 
     def observe(self, tx: Transaction, ts: int, grace_ms: int) -> list[Close]:
         """Advance the clock to an event's time; close the weeks it passes by more than the grace."""
+        if ts <= self.next_close:
+            return []  # nothing new to close (remembered: the clock's "next" never goes back)
         clock = tx.get(self.clock_key)
         if clock is not None and ts <= clock["next"]:
+            self.next_close = clock["next"]
             return []  # nothing new to close: the clock is not even written
         clock = tx.edit(self.clock_key, new_clock)
         clock["wm"] = max(clock["wm"], ts)
