@@ -80,11 +80,7 @@ class Engine:
         """
         p = user_key + SEPARATOR  # layout.prefix, inline: once per event
         core_key = p + CORE
-        core = tx.get(core_key)
-        if core is None:
-            core = migrate_legacy(tx, user_key, self.calendar)
-        elif core.get("v") != FORMAT:
-            check_core(core, user_key)
+        core = self._core(tx, user_key, core_key)
         kind = type(event)
         if kind is Member or kind is MemberLeft:
             return _roster(tx, core_key, event)  # type: ignore[arg-type]
@@ -92,15 +88,20 @@ class Engine:
             raise TypeError("invitation events are not handled by this engine")
         return self._scored(event, tx, p, core_key, core, late)  # type: ignore[arg-type]
 
+    def _core(self, tx: Transaction, user_key: bytes, core_key: bytes) -> dict[str, Any] | None:
+        """Return a user's core record (None: no state), migrating format 1 and refusing newer formats."""
+        core: dict[str, Any] | None = tx.get(core_key)
+        if core is None:
+            return migrate_legacy(tx, user_key, self.calendar)
+        if core.get("v") != FORMAT:
+            check_core(core, user_key)
+        return core
+
     def grant(self, grant: Grant, tx: Transaction, user_key: bytes) -> Outcome:
         """Pay an award another key decided (a challenge, a title), once per the user's period record."""
         p = user_key + SEPARATOR
         core_key = p + CORE
-        core = tx.get(core_key)
-        if core is None:
-            core = migrate_legacy(tx, user_key, self.calendar)
-        elif core.get("v") != FORMAT:
-            check_core(core, user_key)
+        core = self._core(tx, user_key, core_key)
         rules = self.book.at(grant.period_start_ms)
         if core is not None and grant.period_end_ms + self.book.retention_ms <= core["wm"]:
             return Outcome(status=TOO_LATE, reason=f"{grant.per} {grant.period} is past the retention")

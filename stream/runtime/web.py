@@ -38,6 +38,11 @@ def _month_start(month: str) -> date:
     return date(int(year), int(number), 1)
 
 
+def bad_week(view: web.View, week: str) -> web.Response:
+    """Return the 400 answer to a week that is not an ISO week's name."""
+    return view.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+
+
 def register_views(worker: Worker) -> None:
     """Add the worker's HTTP views to its Faust app."""
     app, book = worker.app, worker.book
@@ -138,7 +143,7 @@ def register_views(worker: Worker) -> None:
         self: web.View, request: web.Request, partition: int, group_id: str, week: str
     ) -> web.Response:
         if not WEEK.fullmatch(week):
-            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+            return bad_week(self, week)
         rules = _rules_of_week(week)
         view = group_view(lambda k: cache.get(partition, k), group_owner(group_id), week, rules)
         if view is None:
@@ -164,7 +169,7 @@ def register_views(worker: Worker) -> None:
         self: web.View, request: web.Request, partition: int, board: str, week: str
     ) -> web.Response:
         if not WEEK.fullmatch(week):
-            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+            return bad_week(self, week)
         known = sorted({b.name for version in book.versions for b in version.boards})
         if board not in known:
             return self.json({"error": f"unknown board {board!r} (boards: {', '.join(known)})"}, status=404)
@@ -188,7 +193,7 @@ def register_views(worker: Worker) -> None:
     async def local_board(self: web.View, request: web.Request, board: str, week: str) -> web.Response:
         """This worker's partitions' local tops of an open week of a board."""
         if not WEEK.fullmatch(week):
-            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+            return bad_week(self, week)
         entries: list[Any] = []
         for p in range(partitions):
             if router.held(p):
@@ -199,7 +204,7 @@ def register_views(worker: Worker) -> None:
     @app.page("/economy/{week}")
     async def economy_week(self: web.View, request: web.Request, week: str) -> web.Response:
         if not WEEK.fullmatch(week):
-            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+            return bad_week(self, week)
         try:
             answers = await router.gather_all(f"/local/economy/{week}")
         except RouteUnavailable as exc:
@@ -227,7 +232,7 @@ def register_views(worker: Worker) -> None:
     async def local_economy(self: web.View, request: web.Request, week: str) -> web.Response:
         """This worker's part of a week's economy: one part per partition active here."""
         if not WEEK.fullmatch(week):
-            return self.json({"error": f"week {week!r} is not an ISO week like 2026-W48"}, status=400)
+            return bad_week(self, week)
         held = [p for p in range(partitions) if router.held(p)]
         parts = [
             economy.local_part(cache.scan(p, b""), cache.get(p, economy.economy_key(p, week)), week)
