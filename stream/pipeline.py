@@ -40,8 +40,10 @@ from stream.domains.messages import (
     partition_owner,
 )
 from stream.domains.partition import PartitionState
+from stream.engine import ledger
+from stream.engine.awards import BadgeAward, PointAward
 from stream.engine.credits import Credit
-from stream.engine.layout import StateFormatError
+from stream.engine.layout import CORE, StateFormatError, prefix
 from stream.engine.processor import APPLIED, TOO_LATE, Engine, Outcome
 from stream.events import (
     Activity,
@@ -157,6 +159,8 @@ class Pipeline:
             tuple[int, str, str, int], tuple[int, int, Record, list[tuple[str, int]]]
         ] = {}
         self._economy: dict[tuple[int, str], tuple[dict[str, int], dict[str, int], Record]] = {}
+        # (partition, user key) -> (the user's awards of the batch, in order; latest record): the ledger
+        self._ledger: dict[tuple[int, bytes], tuple[list[PointAward | BadgeAward], Record]] = {}
         # Cumulative counts to other keys, latest per (owner, what): sent once per batch (they are maxima)
         self._coalesced: dict[tuple[Any, ...], tuple[GroupCount | TeamCount, Record]] = {}
 
@@ -205,7 +209,7 @@ class Pipeline:
         """Drop every cached state (after a rebalance the store is the truth again)."""
         self.cache.clear()
         self._partitions.clear()  # their remembered clocks too
-        for pending in (self._coalesced, self._group_counts, self._team_counts, self._economy):
+        for pending in (self._coalesced, self._group_counts, self._team_counts, self._economy, self._ledger):
             pending.clear()
 
     def partition(self, partition: int) -> PartitionState:
@@ -425,6 +429,13 @@ class Pipeline:
                 self._coalesced[("gc", partition, gcount.group, week)] = (gcount, records[partition])
             if tx.commit():
                 batch.last.setdefault(partition, records[partition])
+        for (partition, user_key), (awards, record) in self._ledger.items():
+            tx = self.cache.begin(partition)
+            p = prefix(user_key)
+            ledger.append(tx, p, tx.edit(p + CORE), awards)
+            tx.commit()
+            batch.last.setdefault(partition, record)
+        self._ledger.clear()
         for (partition, week), (by_rule, active, record) in self._economy.items():
             tx = self.cache.begin(partition)
             self.partition(partition).economy(tx, week, by_rule, active)
@@ -496,6 +507,14 @@ class Pipeline:
                 message.version = record.offset  # of the members record: the same on a replay, only growing
             value = orjson.dumps(message.to_record())
             outputs.append(Output(topics.routed, message.owner(), value, record, record.timestamp_ms))
+        if outcome.points or outcome.badges:
+            first = outcome.points[0] if outcome.points else outcome.badges[0]
+            key = (partition, first.user_id.encode())
+            pending = self._ledger.get(key)
+            if pending is None:
+                pending = self._ledger[key] = ([], record)
+            pending[0].extend(outcome.points)
+            pending[0].extend(outcome.badges)
         for award in outcome.points:
             out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)
             outputs.append(out)

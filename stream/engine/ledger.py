@@ -26,19 +26,22 @@ def chunk_key(p: bytes, seq: int) -> bytes:
     return p + _SLOTS[(seq // CHUNK) % CHUNKS]
 
 
-def append(
-    tx: Transaction, p: bytes, core: dict[str, Any], points: list[PointAward], badges: list[BadgeAward]
-) -> None:
-    """Append an event's awards to the ledger (``core`` is the user's changeable core record).
+def append(tx: Transaction, p: bytes, core: dict[str, Any], awards: list[PointAward | BadgeAward]) -> None:
+    """Append awards to the ledger, in order (``core`` is the user's changeable core record).
 
+    The pipeline appends a user's awards of a batch at once when the batch ends (one chunk written).
     Entries are tuples of plain values: never changed in place, and not tracked by the garbage
     collector, which the many cached entries would otherwise slow down.
     """
     seq = core.get("ls", 0)
-    entries: list[tuple[Any, ...]] = [
-        (a.award_id, a.rule, a.points, a.period, a.rules_version, a.reason, a.ts, a.status) for a in points
-    ]
-    entries.extend((b.award_id, b.badge, 0, b.period, b.rules_version, b.kind, b.ts, "badge") for b in badges)
+    entries: list[tuple[Any, ...]] = []
+    for a in awards:
+        if isinstance(a, PointAward):
+            entries.append(
+                (a.award_id, a.rule, a.points, a.period, a.rules_version, a.reason, a.ts, a.status)
+            )
+        else:
+            entries.append((a.award_id, a.badge, 0, a.period, a.rules_version, a.kind, a.ts, "badge"))
     while entries:
         room = CHUNK - seq % CHUNK
         part, entries = entries[:room], entries[room:]

@@ -13,7 +13,6 @@ from typing import Any
 
 from stream.core.state import Transaction
 from stream.domains.messages import Grant, GroupJoin, RosterChange
-from stream.engine import ledger
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import ACTOR, Fact, credit_fact, make_facts
@@ -157,7 +156,6 @@ class Engine:
             )
         if grant.points:
             _levels(core, rules, out, grant.user, team, source, grant.period_start_ms)
-        ledger.append(tx, p, core, out.points, out.badges)
         return out
 
     def _scored(
@@ -206,8 +204,6 @@ class Engine:
             ctx.social(facts, late)
         if out.points:
             ctx.check_level()
-        if out.points or out.badges:
-            ledger.append(tx, p, core, out.points, out.badges)
         return out
 
 

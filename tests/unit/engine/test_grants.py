@@ -94,7 +94,10 @@ def test_roster_changes_go_to_the_teams_and_a_redelivery_sends_nothing() -> None
 def test_the_ledger_keeps_the_latest_awards_newest_first() -> None:
     h = Harness()
     for i in range(ledger.LIMIT + 7):
-        h.apply(msg("u1", NOON + i * 1000, "file"))
+        out = h.apply(msg("u1", NOON + i * 1000, "file"))
+        tx = h.cache.begin(0)  # as the pipeline does, at the end of each batch
+        ledger.append(tx, b"u1\x00", tx.edit(b"u1\x00core"), [*out.points, *out.badges])
+        tx.commit()
     latest = ledger_view(lambda k: h.cache.get(0, k), b"u1", ledger.LIMIT)
     assert latest is not None and len(latest) == ledger.LIMIT
     assert [entry["ts"] for entry in latest] == sorted((entry["ts"] for entry in latest), reverse=True)
