@@ -250,9 +250,8 @@ class Pipeline:
         part = self.partition(record.partition)
         tx = self.cache.begin(record.partition)
         try:
-            outcome = self.engine.apply(
-                event, tx, user_key, lambda week: part.late(tx, week, source_partition)
-            )
+            part.tx, part.source = tx, source_partition
+            outcome = self.engine.apply(event, tx, user_key, part.late_now)
             closes = self._partition_step(part, tx, event, outcome)
         except BaseException:
             tx.rollback()

@@ -75,6 +75,14 @@ class PartitionState:
         self.clock_key = self.prefix + CLOCK
         self.boards_prefix = self.prefix + b"b:"
         self.next_close = 0  # a copy of the stored clock's "next", read once (reset when partitions move)
+        # the event being applied: its transaction and source (see ``late``), for ``late_now``
+        self.tx: Transaction | None = None
+        self.source: int | None = None
+        self.late_now = self._late_now  # bound once: no callable built per event
+
+    def _late_now(self, week: str) -> bool:
+        assert self.tx is not None
+        return self.late(self.tx, week, self.source)
 
     # --- the clock and the close protocol ---------------------------------------------------------
 

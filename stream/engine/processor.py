@@ -7,7 +7,7 @@ Pure: no Kafka, no clock. The caller opens the transaction (stream/core/state.py
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,10 +49,11 @@ class Outcome:
     points: list[PointAward] = field(default_factory=list)
     badges: list[BadgeAward] = field(default_factory=list)
     credits: list[Credit] = field(default_factory=list)
-    messages: list[GroupJoin | RosterChange] = field(default_factory=list)  # to groups and teams
-    groups_counted: list[str] = field(default_factory=list)  # groups the event counts an interaction of
+    # rarely set: shared empty tuples until then (fewer allocations per event), replaced, never appended to
+    messages: Sequence[GroupJoin | RosterChange] = ()  # to groups and teams
+    groups_counted: Sequence[str] = ()  # groups the event counts an interaction of
     team_counted: int = 0  # facts counted toward the event's team's month
-    scores: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # board, week, id, score, ts
+    scores: Sequence[tuple[str, str, str, int, int]] = ()  # board, week, id, score, ts
     board_late: int = 0  # contributions to a board whose week had closed
     day: Day | None = None  # the event's day (None: no period touched)
     new_user_day: bool = False  # the user's first event of that day
@@ -457,8 +458,11 @@ class _Context:
                             week = self.tx.get(self.p + day.week_key)
                         if week is None or entry not in week:  # the first interaction: written once
                             self.record("week")[entry] = 1
-                            out.messages.append(GroupJoin(group, day.week, self.user, ts, day.week_start_ms))
-                        out.groups_counted.append(group)
+                            out.messages = [
+                                *out.messages,
+                                GroupJoin(group, day.week, self.user, ts, day.week_start_ms),
+                            ]
+                        out.groups_counted = [*out.groups_counted, group]
                 if fact.name in rules.team_facts:
                     out.team_counted += 1
             else:
@@ -488,7 +492,7 @@ class _Context:
         ts = self.event.ts
         score = (before[0] + delta, max(before[1], ts)) if before else (delta, ts)
         week[entry] = score
-        self.out.scores.append((board, week_name, self.user, score[0], score[1]))
+        self.out.scores = [*self.out.scores, (board, week_name, self.user, score[0], score[1])]
 
     def _points(self, rule: str, points: int, period: str, the_id: str, reason: str) -> None:
         self.core["points"] += points
@@ -565,12 +569,12 @@ def _roster(tx: Transaction, core_key: bytes, event: Member | MemberLeft) -> Out
     user = core_key[: -len(SEPARATOR + CORE)].decode()
     if isinstance(event, Member):
         if before and not core["left"] and before[0] != event.team_id:
-            out.messages.append(RosterChange(before[0], user, version, None))
+            out.messages = [*out.messages, RosterChange(before[0], user, version, None)]
         core["roster"] = [event.team_id, event.joined_at]
         core["left"] = False
-        out.messages.append(RosterChange(event.team_id, user, version, event.joined_at))
+        out.messages = [*out.messages, RosterChange(event.team_id, user, version, event.joined_at)]
     else:
         core["left"] = True
         if before:
-            out.messages.append(RosterChange(before[0], user, version, None))
+            out.messages = [*out.messages, RosterChange(before[0], user, version, None)]
     return out

@@ -83,12 +83,12 @@ def test_roster_changes_go_to_the_teams_and_a_redelivery_sends_nothing() -> None
     assert [(m.team, m.user, m.joined_at) for m in out.messages if isinstance(m, RosterChange)] == [
         ("T1", "u1", D0)
     ]
-    assert h.apply(Member("u1", "T1", D0)).messages == []
+    assert not h.apply(Member("u1", "T1", D0)).messages
     moved = h.apply(Member("u1", "T2", D0 + DAY))
     assert [(m.team, m.joined_at) for m in moved.messages] == [("T1", None), ("T2", D0 + DAY)]
     left = h.apply(MemberLeft("u1"))
     assert [(m.team, m.joined_at) for m in left.messages] == [("T2", None)]
-    assert h.apply(MemberLeft("u1")).messages == []
+    assert not h.apply(MemberLeft("u1")).messages
 
 
 def test_the_ledger_keeps_the_latest_awards_newest_first() -> None:
