@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stream.client import Client, segment
+from stream.engine.periods import week_of_day
 
 DEFAULT_LIMIT = 10
 PERIOD_ORDER = ("day", "week", "month", "lifetime")
@@ -76,8 +77,7 @@ def _day_end_ms(day: str, timezone: str) -> int:
 
 def iso_week(day: str) -> str:
     """Return the ISO week (``2026-W48``) of a day (``2026-11-23``)."""
-    year, week, _ = date.fromisoformat(day).isocalendar()
-    return f"{year}-W{week:02d}"
+    return week_of_day(day)
 
 
 def _rule_title(rules: Mapping[str, Any], name: str) -> str:

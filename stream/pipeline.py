@@ -15,7 +15,6 @@ import logging
 from base64 import b64decode, b64encode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -356,8 +355,6 @@ class Pipeline:
                     if board.score == "group_interactions":
                         part.score(tx, board.name, message.week, message.group, score[0], score[1])
             return grants, APPLIED
-        if type(message) is GroupJoin:
-            return groups.on_join(tx, message, book.at(message.week_start_ms)), APPLIED
         if type(message) is GroupWon:
             return groups.on_won(tx, message), APPLIED
         if type(message) is TeamCount:
@@ -379,8 +376,7 @@ class Pipeline:
 
     def rules_of_week(self, week: str) -> tuple[Any, int]:
         """Return the rules in effect at the start of an ISO week (``2026-W48``), and that start."""
-        year, number = week.split("-W")
-        start = self.engine.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms
+        start = self.engine.calendar.week_start_ms(week)
         return self.engine.book.at(start), start
 
     def _count_economy(self, record: Record, day: Any, outcome: Outcome) -> None:
@@ -500,10 +496,9 @@ class Pipeline:
         """Append the outputs of an event; ``record`` is the input it came from (before any forwarding)."""
         topics, outputs = self.topics, result.outputs
         for message in outcome.messages:
-            if type(message) is GroupJoin:
-                continue  # travels with the group count that includes it (see _flush_coalesced)
-            if isinstance(message, RosterChange):
-                message.version = record.offset  # of the members record: the same on a replay, only growing
+            if not isinstance(message, RosterChange):
+                continue  # a GroupJoin travels with the group count that includes it (see _flush_coalesced)
+            message.version = record.offset  # of the members record: the same on a replay, only growing
             value = orjson.dumps(message.to_record())
             outputs.append(Output(topics.routed, message.owner(), value, record, record.timestamp_ms))
         if outcome.points or outcome.badges:

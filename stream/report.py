@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stream.client import Client
+from stream.engine.periods import iso_week_name
 from stream.explain import format_time, plural, table
 
 WEEK = re.compile(r"\d{4}-W\d{2}")
@@ -28,8 +29,7 @@ def economy_json(client: Client, week: str) -> bytes:
 def last_week(now_ms: int, timezone: str) -> str:
     """Return the ISO week before the one of ``now_ms`` in ``timezone`` (the latest that may have closed)."""
     today = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(timezone)).date()
-    year, week, _ = (today - timedelta(days=7)).isocalendar()
-    return f"{year}-W{week:02d}"
+    return iso_week_name(today - timedelta(days=7))
 
 
 def _bar(value: int, top: int) -> str:

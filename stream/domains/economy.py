@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from datetime import date
 from typing import Any
 
 from stream.domains.messages import partition_owner
 from stream.engine.layout import SEPARATOR
+from stream.engine.periods import week_of_day
 from stream.engine.processor import WEEK_POINTS
 
 BAND = (200, 300)
@@ -23,11 +23,6 @@ BAND = (200, 300)
 def economy_key(partition: int, week: str) -> bytes:
     """Return the key of a partition's economy record of a week."""
     return partition_owner(partition) + SEPARATOR + b"e:" + week.encode()
-
-
-def _week_of_day(name: str) -> str:
-    iso = date.fromisoformat(name).isocalendar()
-    return f"{iso.year}-W{iso.week:02d}"
 
 
 def week_points(scan: Iterator[tuple[bytes, Any]], week: str) -> dict[str, int]:
@@ -47,7 +42,7 @@ def week_points(scan: Iterator[tuple[bytes, Any]], week: str) -> dict[str, int]:
             day = name[2:].decode()
             day_week = weeks.get(day)
             if day_week is None:
-                day_week = weeks[day] = _week_of_day(day)
+                day_week = weeks[day] = week_of_day(day)
             if day_week != week:
                 continue
         elif name != week_suffix:

@@ -7,7 +7,7 @@ or a rebalance never counts twice and no set of fingerprints grows:
 
 - ``GroupCount``: one partition's *cumulative* count of a group's week; the group keeps the largest per partition.
   It carries the users whose first interaction in the group's week it includes (the group keeps the
-  set of its members); ``GroupJoin`` says the same for one user alone.
+  set of its members).
 - ``TeamCount``: one partition's cumulative count of a team's month; the team keeps the largest per partition.
 - ``RosterChange``: a user joined or left a team, with the user's roster version; the team keeps the newest.
 - ``Close``: a partition has closed every week up to ``week`` (a cumulative watermark).
@@ -71,7 +71,7 @@ class GroupCount:
 
 @dataclass(slots=True, unsafe_hash=True)
 class GroupJoin:
-    """``user`` interacted in ``group`` in ``week`` for the first time (sent once, before its counts)."""
+    """``user`` interacted in ``group`` in ``week`` for the first time (it travels inside a ``GroupCount``)."""
 
     group: str
     week: str
@@ -81,9 +81,6 @@ class GroupJoin:
 
     def owner(self) -> bytes:
         return group_owner(self.group)
-
-    def to_record(self) -> dict[str, Any]:
-        return {"gj": [self.group, self.week, self.user, self.ts, self.week_start_ms]}
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -208,7 +205,7 @@ class Grant:
         }
 
 
-Internal = GroupCount | GroupJoin | TeamCount | RosterChange | Close | Report | GroupWon | Grant
+Internal = GroupCount | TeamCount | RosterChange | Close | Report | GroupWon | Grant
 
 
 def parse_internal(envelope: dict[str, Any]) -> Internal | None:
@@ -225,9 +222,6 @@ def parse_internal(envelope: dict[str, Any]) -> Internal | None:
             raise ValueError("a group count has at most 7 fields")
         joined = tuple((str(user), int(at)) for user, at in rest[0]) if rest else ()
         return GroupCount(str(g), str(w), int(src), int(n), int(ts), int(ws), joined)
-    if tag == "gj":
-        g, w, u, ts, ws = body
-        return GroupJoin(str(g), str(w), str(u), int(ts), int(ws))
     if tag == "tc":
         t, m, src, n, ms = body
         return TeamCount(str(t), str(m), int(src), int(n), int(ms))

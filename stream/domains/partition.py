@@ -161,9 +161,7 @@ class PartitionState:
 
     def _prune(self, tx: Transaction, upto: str, retention_ms: int) -> None:
         """Delete this partition's group counts, team counts and economy older than the retention."""
-        year, number = upto.split("-W")
-        start = self.calendar.day_for_date(date.fromisocalendar(int(year), int(number), 1)).start_ms
-        oldest = self.calendar.day_of(start - retention_ms)
+        oldest = self.calendar.day_of(self.calendar.week_start_ms(upto) - retention_ms)
         for tag, limit in ((b"g:", oldest.week), (b"e:", oldest.week), (b"t:", oldest.month)):
             prefix = self.prefix + tag
             for key, _value in list(tx.scan(prefix)):

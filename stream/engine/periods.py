@@ -33,6 +33,29 @@ class Day:
     month_start_ms: int = 0
 
 
+def iso_week_name(local: date) -> str:
+    """Return the name of the ISO week of a date: ``2026-W48``."""
+    iso = local.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def week_of_day(day: str) -> str:
+    """Return the name of the ISO week of a day's name (``2026-11-23`` -> ``2026-W48``)."""
+    return iso_week_name(date.fromisoformat(day))
+
+
+def week_monday(week: str) -> date:
+    """Return the Monday of an ISO week's name (``2026-W48``); ValueError when it is not one."""
+    year, number = week.split("-W")
+    return date.fromisocalendar(int(year), int(number), 1)
+
+
+def month_first(month: str) -> date:
+    """Return the first day of a month's name (``2026-11``); ValueError when it is not one."""
+    year, number = month.split("-")
+    return date(int(year), int(number), 1)
+
+
 class Calendar:
     """Resolve epoch milliseconds to the local day, ISO week and month of a time zone."""
 
@@ -62,6 +85,14 @@ class Calendar:
             self._by_ordinal[ordinal] = day
         return day
 
+    def week_start_ms(self, week: str) -> int:
+        """Return the start (epoch ms) of an ISO week's name in this zone."""
+        return self.day_for_date(week_monday(week)).start_ms
+
+    def month_start_ms(self, month: str) -> int:
+        """Return the start (epoch ms) of a month's name in this zone."""
+        return self.day_for_date(month_first(month)).start_ms
+
     def day_for_ordinal(self, ordinal: int) -> Day:
         """Return the Day of a ``date.toordinal()``."""
         day = self._by_ordinal.get(ordinal)
@@ -75,11 +106,7 @@ class Calendar:
         next_day = local + timedelta(days=1)
         next_week = local + timedelta(days=8 - iso.weekday)
         next_month = date(local.year + local.month // 12, local.month % 12 + 1, 1)
-        name, week, month = (
-            local.isoformat(),
-            f"{iso.year}-W{iso.week:02d}",
-            f"{local.year}-{local.month:02d}",
-        )
+        name, week, month = local.isoformat(), iso_week_name(local), f"{local.year}-{local.month:02d}"
         return Day(
             name=name,
             week=week,

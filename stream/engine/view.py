@@ -8,12 +8,11 @@ events ignored or capped by reason (``?``), and in a week's record the user's in
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from stream.engine import ledger
 from stream.engine.layout import CORE, COUNT, DISTINCT, DONE, IGNORED_TAG, PAID, prefix
-from stream.engine.periods import Calendar, Day
+from stream.engine.periods import Calendar, Day, week_of_day
 from stream.engine.processor import BOARD_TAG, GROUP_TAG, WEEK_POINTS
 from stream.rules.compiler import CompiledRules
 
@@ -63,11 +62,6 @@ def _record(value: dict[str, Any] | None) -> dict[str, Any]:
     return record
 
 
-def _week_of(day_name: str) -> str:
-    iso = date.fromisoformat(day_name).isocalendar()
-    return f"{iso.year}-W{iso.week:02d}"
-
-
 def user_view(
     get: Get, user_key: bytes, rules: CompiledRules, calendar: Calendar, now_ms: int | None = None
 ) -> dict[str, Any] | None:
@@ -113,7 +107,9 @@ def user_view(
             "week": today.week,
             **_record(week_record),
             "points": week_record.get(WEEK_POINTS, 0)
-            + sum(record.get("points", 0) for name, record in days.items() if _week_of(name) == today.week),
+            + sum(
+                record.get("points", 0) for name, record in days.items() if week_of_day(name) == today.week
+            ),
         },
         "tasks": _progress(core, rules, today, day_record, week_record, month_record, streaks, calendar),
         "ledger_size": min(core.get("ls", 0), ledger.LIMIT),

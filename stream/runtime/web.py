@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -31,11 +30,6 @@ WEEK = re.compile(r"\d{4}-W\d{2}")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 DEFAULT_LEDGER = 20
 MAX_GROUPS_SHOWN = 10
-
-
-def _month_start(month: str) -> date:
-    year, number = month.split("-")
-    return date(int(year), int(number), 1)
 
 
 def bad_week(view: web.View, week: str) -> web.Response:
@@ -157,7 +151,7 @@ def register_views(worker: Worker) -> None:
     ) -> web.Response:
         if not MONTH.fullmatch(month):
             return self.json({"error": f"month {month!r} is not a month like 2026-11"}, status=400)
-        rules = book.at(calendar.day_for_date(_month_start(month)).start_ms)
+        rules = book.at(calendar.month_start_ms(month))
         view = team_view(lambda k: cache.get(partition, k), team_owner(team_id), month, rules)
         if view is None:
             return self.json({"error": f"unknown team {team_id!r}"}, status=404)

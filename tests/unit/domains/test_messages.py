@@ -11,7 +11,6 @@ from stream.domains.messages import (
     Close,
     Grant,
     GroupCount,
-    GroupJoin,
     GroupWon,
     Report,
     RosterChange,
@@ -23,7 +22,6 @@ ids = st.text(min_size=1, max_size=12)
 ms = st.integers(0, 2**45)
 messages = st.one_of(
     st.builds(GroupCount, ids, ids, st.integers(0, 63), st.integers(1, 10**6), ms, ms),
-    st.builds(GroupJoin, ids, ids, ids, ms, ms),
     st.builds(TeamCount, ids, ids, st.integers(0, 63), st.integers(1, 10**6), ms),
     st.builds(RosterChange, ids, ids, st.integers(0, 10**9), st.none() | ms),
     st.builds(GroupWon, ids, ids, ids, ids, ids, ms),
