@@ -299,8 +299,8 @@ class Pipeline:
         if day is None or type(event) is Credit:
             return []
         assert isinstance(event, Message | Like | Login | Activity)
-        if not self._with_boards():
-            return []
+        if event.ts <= part.next_close or not self._with_boards():
+            return []  # nothing to close (checked before looking up the grace of the event's rules)
         return part.observe(tx, event.ts, self.engine.book.at(event.ts).grace_ms)
 
     def _with_boards(self) -> bool:
