@@ -20,7 +20,8 @@ import orjson
 MESSAGE_KINDS: Final = ("text", "voice", "video", "file", "image")
 ACTIVITY_TYPES: Final = ("vote", "group_created", "thanks_card", "quality_marked", "feed_view")
 INVITE_TYPES: Final = ("invited", "registered", "verified", "fraud_flagged")
-SOURCES: Final = ("message", "like", "login", "activity", "invite", "member")
+DECISIONS: Final = ("approve", "reject")
+SOURCES: Final = ("message", "like", "login", "activity", "invite", "member", "decision")
 
 MAX_INT: Final = 2**53 - 1
 """Largest ``ts``, ``joined_at`` or ``invited_count`` accepted (JavaScript's largest exact integer)."""
@@ -36,6 +37,7 @@ MAX_RECORD_BYTES: Final = 65_536
 _MESSAGE_KINDS: Final = frozenset(MESSAGE_KINDS)
 _ACTIVITY_TYPES: Final = frozenset(ACTIVITY_TYPES)
 _INVITE_TYPES: Final = frozenset(INVITE_TYPES)
+_DECISIONS: Final = frozenset(DECISIONS)
 
 
 class Reason(StrEnum):
@@ -141,6 +143,22 @@ class Invite:
 
 
 @dataclass(slots=True, unsafe_hash=True)
+class InviteDecision:
+    """An operator's decision on an invitation waiting for approval (``rewards.invite-decisions``)."""
+
+    event_id: str
+    invitee_id: str
+    decision: str  # approve | reject
+    ts: int
+    operator: str | None = None
+
+    @property
+    def user_id(self) -> str:
+        """Return the invitee, the user the record is keyed by (its invitation lives on its key)."""
+        return self.invitee_id
+
+
+@dataclass(slots=True, unsafe_hash=True)
 class Member:
     """A roster entry: ``user_id`` is (now) in ``team_id`` (``im.members``)."""
 
@@ -156,7 +174,7 @@ class MemberLeft:
     user_id: str
 
 
-Event: TypeAlias = Message | Like | Login | Activity | Invite | Member | MemberLeft
+Event: TypeAlias = Message | Like | Login | Activity | Invite | Member | MemberLeft | InviteDecision
 
 _Doc: TypeAlias = dict[str, Any]
 
@@ -259,6 +277,16 @@ def _invite(d: _Doc, ts_limit: int) -> Invite:
     )
 
 
+def _decision(d: _Doc, ts_limit: int) -> InviteDecision:
+    return InviteDecision(
+        _id(d, "event_id"),
+        _id(d, "invitee_id"),
+        _enum(d, "decision", _DECISIONS, DECISIONS, Reason.UNKNOWN_TYPE),
+        _ts(d, ts_limit),
+        _opt_id(d, "operator"),
+    )
+
+
 def _member(d: _Doc, ts_limit: int) -> Member:
     return Member(_id(d, "user_id"), _id(d, "team_id"), _count(d, "joined_at"))
 
@@ -280,6 +308,7 @@ _DECODERS: Final[dict[str, Callable[[_Doc, int], Event]]] = {
     "activity": _activity,
     "invite": _invite,
     "member": _member,
+    "decision": _decision,
 }
 
 

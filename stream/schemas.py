@@ -19,6 +19,7 @@ INPUT_TOPICS: Final = {
     "activity": "im.activities",
     "invite": "im.invites",
     "member": "im.members",
+    "decision": "rewards.invite-decisions",
 }
 """Default input topic of each event source of ``stream.events.decode``; its schema file has its name."""
 

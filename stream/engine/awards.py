@@ -46,6 +46,7 @@ class PointAward:
     status: str = GRANTED
     revokes: str | None = None  # the award a revocation takes back
     activates: str | None = None  # the pending award an activation makes count
+    expires: str | None = None  # the pending award an expiry lapses
 
     def to_record(self) -> dict[str, Any]:
         """Return the award in the wire format of rewards.points."""
@@ -66,6 +67,8 @@ class PointAward:
             record["revokes"] = self.revokes
         if self.activates is not None:
             record["activates"] = self.activates
+        if self.expires is not None:
+            record["expires"] = self.expires
         return record
 
 

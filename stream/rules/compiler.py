@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from stream.engine.layout import COUNT, DISTINCT, DONE, PAID
+from stream.rules.invites import InviteRules, compile_invites
 from stream.rules.model import CAMPAIGN_PREFIX, Rules, Scalar
 
 Fields = dict[str, Any]
@@ -175,6 +176,7 @@ class CompiledRules:
     received_boards: dict[str, tuple[str, ...]]  # fact -> the boards scoring it on the receiver's side
     newcomer_boards: tuple[Board, ...]
     social: bool  # whether events count for groups, teams or boards at all
+    invites: InviteRules
     source: Rules = field(repr=False)
     text: str = field(default="", repr=False)
 
@@ -285,6 +287,7 @@ def compile_rules(rules: Rules, zone: ZoneInfo, text: str = "") -> CompiledRules
         received_boards=received,
         newcomer_boards=tuple(board for board in boards if board.score == "newcomer_points"),
         social=bool(boards or rules.groups.interactions or rules.teams.counts),
+        invites=compile_invites(rules.invites),
         source=rules,
         text=text,
     )

@@ -25,6 +25,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stream.rules.invites import InviteSpec
+
 # Each fact and its fields (what ``where`` and ``distinct`` may name); facts with a target user can be read
 # from the target's side. Facts that count for nothing (self-likes, ...) are never made.
 FACTS: dict[str, frozenset[str]] = {
@@ -294,6 +296,7 @@ class Rules(_Strict):
     teams: TeamRules = TeamRules()
     challenges: dict[str, ChallengeSpec] = {}
     boards: dict[str, BoardSpec] = {}
+    invites: InviteSpec = InviteSpec()
     levels: list[Level]
 
     @field_validator("effective_from", mode="before")
@@ -336,6 +339,7 @@ class Rules(_Strict):
                 raise ValueError(f"challenges.{name}: a rule has that name too (award rules must differ)")
         badges = [(rule.badge.name or name) for name, rule in self.rules.items() if rule.badge]
         badges += list(self.boards)
+        badges.append(self.invites.squad_badge)
         twice = sorted({badge for badge in badges if badges.count(badge) > 1})
         if twice:
             raise ValueError(f"rules: badge {twice[0]!r} is awarded by more than one rule")

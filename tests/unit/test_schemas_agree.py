@@ -27,6 +27,7 @@ from jsonschema.protocols import Validator
 
 from stream.events import (
     ACTIVITY_TYPES,
+    DECISIONS,
     INVITE_TYPES,
     MAX_INT,
     MESSAGE_KINDS,
@@ -105,8 +106,10 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "ts": epochs,
     },
     "member": {"user_id": ids, "team_id": ids, "joined_at": epochs},
+    "decision": {"event_id": ids, "invitee_id": ids, "decision": st.sampled_from(DECISIONS), "ts": epochs, "operator": ids},
 }
 OPTIONAL = {
+    "decision": {"operator"},
     "message": {"group_id", "reply_to_user_id"},
     "like": {"message_id", "group_id"},
     "activity": {"group_id", "invited_count", "target_user_id", "note"},
@@ -267,6 +270,7 @@ REPRESENTATIVES: list[Any] = [
     *MESSAGE_KINDS,
     *ACTIVITY_TYPES,
     *INVITE_TYPES,
+    *DECISIONS,
 ]
 
 
@@ -441,7 +445,7 @@ BADGE = {
         {},
         {"status": "pending", "rule": "invite_inviter", "period": "lifetime"},
         {"status": "activated", "activates": "a0", "period": "2026-W48"},
-        {"status": "expired", "period": "2026-11"},
+        {"status": "expired", "expires": "a0", "period": "2026-11"},
         {"status": "revoked", "points": -5, "revokes": "a0"},
     ],
 )

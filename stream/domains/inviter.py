@@ -1,0 +1,311 @@
+"""Run the inviter's side of invitations: tiers, the daily limit, the budget, the squad, the second level.
+
+Keys of the inviter (``<user>\\0``):
+
+- ``ir``: the summary: registrations credited (``n``, the tier counts them all, later flagged ones
+  included), credited per day (the daily limit), fully activated invitees (the squad);
+- ``ir:<invitee>``: one invitee's entry: the terms, its state (``checking``, ``rejected``,
+  ``reserving``, ``promised``, ``held``), the inviter's two parts ``[points, status]``;
+- ``is:<invitee>``: the second-level bonus paid to this user for an invitee of one of its invitees.
+
+A month's budget is one key of its own (``\\0v\\0<month>``), the one place that sees every promise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from stream.core.state import Transaction
+from stream.domains.invitations import (
+    FULL,
+    INVITED,
+    INVITER_PARTS,
+    PAID,
+    REGISTERED,
+    SECOND_LEVEL_RULE,
+    Invitation,
+    InviteOut,
+    Terms,
+    halves,
+    part_award,
+    part_reason,
+)
+from stream.domains.invitee import record_key as invitee_record_key
+from stream.engine.awards import ACTIVATED, EXPIRED, GRANTED, PENDING, REVOKED, BadgeAward, PointAward, award_id
+from stream.engine.layout import CORE, SEPARATOR
+from stream.engine.periods import LIFETIME, Calendar
+from stream.events import Invite
+from stream.rules.invites import InviteRules
+
+SUMMARY = b"ir"
+ENTRY = b"ir:"
+SECOND = b"is:"
+TRANSITIONS = {PENDING: (ACTIVATED, EXPIRED), ACTIVATED: (REVOKED,)}
+
+
+def entry_key(inviter: str, invitee: str) -> bytes:
+    """Return the key of one invitee's entry on the inviter's side."""
+    return inviter.encode() + SEPARATOR + ENTRY + invitee.encode()
+
+
+def summary_key(inviter: str) -> bytes:
+    """Return the key of an inviter's summary."""
+    return inviter.encode() + SEPARATOR + SUMMARY
+
+
+def _team(tx: Transaction, user: str) -> str | None:
+    core = tx.get(user.encode() + SEPARATOR + CORE)
+    if core is None:
+        return None
+    roster = core["roster"]
+    team: str | None = core["team"] or (roster[0] if roster else None)
+    return team
+
+
+def on_event(
+    tx: Transaction, event: Invite, rules: InviteRules, calendar: Calendar, version: str
+) -> tuple[InviteOut, str | None]:
+    """Apply an ``im.invites`` event on the inviter's key; return what it did and why it was ignored."""
+    out = InviteOut()
+    day = calendar.day_of(event.ts).name
+    inviter, invitee = event.inviter_id, event.invitee_id
+    if event.type == "invited":
+        out.count(day, event.channel, INVITED)
+        return out, None
+    if event.type == "verified":
+        out.count(day, event.channel, "verified")
+        return out, None
+    if event.type == "fraud_flagged":
+        body = {"t": event.ts, "eid": event.event_id, "by": inviter}
+        out.messages.append(Invitation("fraud", invitee, invitee, body))
+        return out, None
+    if not rules.enabled:
+        return out, "invites_disabled"
+    why = None
+    if inviter == invitee:
+        why = "self_invite"
+    elif tx.get(entry_key(inviter, invitee)) is not None:
+        why = "duplicate_registration"  # this inviter registered this invitee before
+    if why is not None:
+        out.rejected.append((event.channel, why))
+        return out, why
+    terms = Terms(invitee, inviter, event.channel, event.ts, event.event_id, day, version)
+    tx.set(entry_key(inviter, invitee), {**terms.fields(), "st": "checking"})
+    body = {"by": inviter, "ch": event.channel, "t": event.ts, "eid": event.event_id}
+    out.messages.append(Invitation("register", invitee, invitee, body))
+    return out, None
+
+
+def on_verdict(tx: Transaction, step: Invitation, rules: InviteRules) -> InviteOut:
+    """Credit a registration the invitee's side accepted: its tier, the daily limit, the budget."""
+    out = InviteOut()
+    key = entry_key(step.to, step.invitee)
+    current = tx.get(key)
+    if current is None or current["st"] != "checking" or current["eid"] != step.body["eid"]:
+        return out  # a replay, or the verdict on another registration
+    entry = tx.edit(key)
+    terms = Terms.of(entry)
+    if not step.body.get("ok"):
+        entry["st"], entry["why"] = "rejected", step.body.get("why", "rejected")
+        out.rejected.append((terms.channel, entry["why"]))
+        return out
+    summary = tx.edit(summary_key(step.to))
+    n = summary["n"] = summary.get("n", 0) + 1
+    days = {d: c for d, c in summary.get("days", {}).items() if d >= _days_ago(terms.day, 2)}
+    days[terms.day] = days.get(terms.day, 0) + 1
+    summary["days"] = days
+    out.count(terms.day, terms.channel, REGISTERED)
+    multiplier = rules.multiplier(terms.channel)
+    inviter_points = math.floor(rules.tier_points(n) * multiplier)
+    welcome_points = math.floor(rules.welcome_points * multiplier)
+    entry["n"] = n
+    entry["team"] = _team(tx, step.to) or "unknown"
+    entry["amounts"] = [list(halves(inviter_points)), list(halves(welcome_points))]
+    if days[terms.day] > rules.daily_limit:
+        _promise(entry, terms, "daily_limit", out)
+    elif rules.monthly_budget is not None and inviter_points + welcome_points:
+        entry["st"] = "reserving"
+        body = {"pts": inviter_points + welcome_points, "budget": rules.monthly_budget, "by": step.to}
+        out.messages.append(Invitation("reserve", terms.day[:7], step.invitee, body))
+    else:
+        _promise(entry, terms, None, out)
+    return out
+
+
+def _days_ago(day: str, n: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) - timedelta(days=n)).isoformat()
+
+
+def _promise(entry: dict[str, Any], terms: Terms, held: str | None, out: InviteOut) -> None:
+    """Make the inviter's pending halves and send the promise to the invitee's side."""
+    (i1, i2), (w1, w2) = entry["amounts"]
+    entry["st"] = "held" if held else "promised"
+    entry["parts"] = {"i1": [i1, PENDING], "i2": [i2, PENDING]}
+    why = {"daily_limit": "waits for an operator (daily limit)", "budget": "waits for an operator (budget)"}
+    for part, points in (("i1", i1), ("i2", i2)):
+        if points:
+            reason = part_reason(terms, part, PENDING, why.get(held or "", "promised at registration"))
+            out.award(part_award(terms, part, PENDING, points, terms.registered_ts, entry["team"], reason))
+    body = {"i": [i1, i2], "w": [w1, w2], "held": held, "team": entry["team"]}
+    out.messages.append(Invitation("promise", terms.invitee, terms.invitee, body))
+
+
+def on_budget(tx: Transaction, step: Invitation) -> InviteOut:
+    """Promise a registration the month's budget accepted, or hold it for an operator."""
+    out = InviteOut()
+    key = entry_key(step.to, step.invitee)
+    current = tx.get(key)
+    if current is None or current["st"] != "reserving":
+        return out
+    entry = tx.edit(key)
+    _promise(entry, Terms.of(entry), None if step.body.get("ok") else "budget", out)
+    return out
+
+
+def on_reserve(tx: Transaction, owner: bytes, step: Invitation) -> InviteOut:
+    """Reserve a registration's points in its month's budget; answer the inviter once per invitee."""
+    out = InviteOut()
+    body = step.body
+    budget = tx.get(owner) or {"spent": 0, "who": {}}
+    who: dict[str, int] = budget["who"]
+    before = who.get(step.invitee)
+    if before is not None and not (body.get("force") and before == 0):
+        if not body.get("force"):
+            out.messages.append(Invitation("budget", body["by"], step.invitee, {"ok": before}))
+        return out
+    ok = 1 if body.get("force") or budget["spent"] < body["budget"] else 0
+    spent = budget["spent"] + (body["pts"] if ok else 0)
+    tx.set(owner, {"spent": spent, "who": {**who, step.invitee: ok}})
+    out.budget.append((step.to, spent, body["budget"]))
+    if not body.get("force"):
+        out.messages.append(Invitation("budget", body["by"], step.invitee, {"ok": ok}))
+    return out
+
+
+def on_settle(
+    tx: Transaction, step: Invitation, rules: InviteRules, calendar: Calendar
+) -> tuple[InviteOut, list[PointAward]]:
+    """Apply the invitee side's changes to the inviter's parts; return the out and the awards that count."""
+    out = InviteOut()
+    counted: list[PointAward] = []
+    key = entry_key(step.to, step.invitee)
+    current = tx.get(key)
+    if current is None or "parts" not in current:
+        return out, counted
+    entry = tx.edit(key)
+    terms = Terms.of(entry)
+    parts = dict(entry["parts"])
+    for what, status, ts, source in step.body["s"]:
+        if what in INVITER_PARTS:
+            points, before = parts[what]
+            if status not in TRANSITIONS.get(before, ()):
+                if before == PENDING and status == REVOKED:
+                    status = EXPIRED  # flagged before it counted: it lapses
+                else:
+                    continue  # a replay
+            parts[what] = [points, status]
+            if points:
+                why = {ACTIVATED: "the invitee is active", EXPIRED: "lapsed", REVOKED: "flagged as fraud"}
+                award = part_award(terms, what, status, points, ts, entry["team"], part_reason(terms, what, status, why[status]), source)
+                out.award(award)
+                if status in (ACTIVATED, REVOKED):
+                    counted.append(award)
+                    out.count(terms.day, terms.channel, PAID, award.points)
+        elif what == "approved":
+            if entry["st"] == "held":
+                entry["st"] = "promised"
+        elif what == "full":
+            _full(tx, entry, terms, status, ts, source, rules, out)
+    entry["parts"] = parts
+    return out, counted
+
+
+def _full(
+    tx: Transaction,
+    entry: dict[str, Any],
+    terms: Terms,
+    change: int,
+    ts: int,
+    source: str,
+    rules: InviteRules,
+    out: InviteOut,
+) -> None:
+    """Count an invitee fully activated (or taken back); the squad badge; the second level."""
+    before = entry.get("full", 0)
+    if change == before or (change == 1 and before == -1):
+        return  # a replay, or activated again after a take-back (never)
+    entry["full"] = change
+    summary = tx.edit(summary_key(terms.inviter))
+    summary["full"] = summary.get("full", 0) + change
+    if change == 1:
+        if summary["full"] >= rules.squad_size and not summary.get("squad"):
+            summary["squad"] = 1
+            out.badge(
+                BadgeAward(
+                    award_id=award_id("badge", terms.inviter, rules.squad_badge, LIFETIME),
+                    user_id=terms.inviter,
+                    team_id=entry["team"],
+                    badge=rules.squad_badge,
+                    kind="achievement",
+                    source_event_id=terms.event_id,
+                    rules_version=terms.version,
+                    ts=ts,
+                    period=LIFETIME,
+                )
+            )
+        own = tx.get(invitee_record_key(terms.inviter))
+        points = math.floor(rules.second_level_points * rules.multiplier(terms.channel))
+        if own is not None and own["st"] in ("open", "final") and not own.get("fraud") and points:
+            entry["z"] = own["by"]
+            body = {"on": 1, "ts": ts, "pts": points, **terms.fields(), "src": terms.event_id}
+            out.messages.append(Invitation("second", own["by"], terms.invitee, body))
+    elif entry.get("z"):
+        body = {"on": -1, "ts": ts, "pts": 0, **terms.fields(), "src": source}
+        out.messages.append(Invitation("second", entry["z"], terms.invitee, body))
+
+
+def on_second(tx: Transaction, step: Invitation) -> tuple[InviteOut, list[PointAward]]:
+    """Grant (or revoke) the second-level bonus for an invitee of one of this user's invitees."""
+    out = InviteOut()
+    body = step.body
+    key = step.to.encode() + SEPARATOR + SECOND + step.invitee.encode()
+    current = tx.get(key)
+    terms = Terms.of(body)
+    if body["on"] == 1:
+        if current is not None:
+            return out, []
+        status, points, ident = GRANTED, body["pts"], award_id(SECOND_LEVEL_RULE, step.invitee, GRANTED)
+        tx.set(key, {"st": GRANTED, "pts": points})
+        revokes = None
+        reason = f"second-level bonus: invitee {step.invitee} of {terms.inviter} fully activated"
+    else:
+        if current is None or current["st"] != GRANTED:
+            return out, []
+        status, points = REVOKED, -current["pts"]
+        ident = award_id(SECOND_LEVEL_RULE, step.invitee, REVOKED)
+        revokes = award_id(SECOND_LEVEL_RULE, step.invitee, GRANTED)
+        tx.set(key, {"st": REVOKED, "pts": current["pts"]})
+        reason = f"second-level bonus taken back: invitee {step.invitee} flagged as fraud"
+    award = PointAward(
+        award_id=ident,
+        user_id=step.to,
+        team_id=_team(tx, step.to) or "unknown",
+        points=points,
+        rule=SECOND_LEVEL_RULE,
+        period=terms.day,
+        source_event_id=body["src"],
+        rules_version=terms.version,
+        ts=body["ts"],
+        reason=reason,
+        status=status,
+        revokes=revokes,
+    )
+    out.award(award)
+    out.count(terms.day, terms.channel, PAID, points)
+    return out, [award]
+
+
+__all__ = ["FULL", "entry_key", "on_budget", "on_event", "on_reserve", "on_second", "on_settle", "on_verdict"]
