@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.state import Transaction
+from stream.domains import early, inviter
+from stream.domains.invitations import InviteOut
 from stream.domains.messages import Grant, GroupJoin, RosterChange
 from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
@@ -57,6 +59,8 @@ class Outcome:
     board_late: int = 0  # contributions to a board whose week had closed
     day: Day | None = None  # the event's day (None: no period touched)
     new_user_day: bool = False  # the user's first event of that day
+    invite: InviteOut | None = None  # what an im.invites event did on the inviter's side
+    invitee: bool = False  # the user has an open invitation: look at it after this event
 
 
 class Engine:
@@ -65,6 +69,18 @@ class Engine:
     def __init__(self, book: RuleBook, calendar: Calendar) -> None:
         self.book = book
         self.calendar = calendar
+        self._early = (-1, 0, 0)  # (versions seen, messages, groups) the early activity log keeps
+
+    def early_keep(self) -> tuple[int, int]:
+        """Return how many first messages and groups the early activity log keeps (the most any version needs)."""
+        versions = self.book.versions
+        if self._early[0] != len(versions):
+            self._early = (
+                len(versions),
+                max(version.invites.full_messages for version in versions),
+                max(version.invites.full_groups for version in versions),
+            )
+        return self._early[1], self._early[2]
 
     def apply(
         self,
@@ -85,7 +101,7 @@ class Engine:
         if kind is Member or kind is MemberLeft:
             return _roster(tx, core_key, event)  # type: ignore[arg-type]
         if kind is Invite:
-            raise TypeError("invitation events are not handled by this engine")
+            return self._invite(event, tx, p, core_key, core)  # type: ignore[arg-type]
         return self._scored(event, tx, p, core_key, core, late)  # type: ignore[arg-type]
 
     def _core(self, tx: Transaction, user_key: bytes, core_key: bytes) -> dict[str, Any] | None:
@@ -159,6 +175,49 @@ class Engine:
             _levels(core, rules, out, grant.user, team, source, grant.period_start_ms)
         return out
 
+    def book_award(self, tx: Transaction, user_key: bytes, award: PointAward) -> list[BadgeAward]:
+        """Add an award decided elsewhere that counts (activated, granted, revoked) to a user's balance.
+
+        Return the level badges the new balance reaches.
+        """
+        core = self._core(tx, user_key, user_key + SEPARATOR + CORE)
+        core = tx.edit(user_key + SEPARATOR + CORE, new_core)
+        core["points"] += award.points
+        out = Outcome()
+        if award.points > 0:
+            rules = self.book.at(award.ts)
+            _levels(core, rules, out, award.user_id, award.team_id, award.source_event_id, award.ts)
+        return out.badges
+
+    def _invite(
+        self, event: Invite, tx: Transaction, p: bytes, core_key: bytes, core: dict[str, Any] | None
+    ) -> Outcome:
+        """Apply an ``im.invites`` event on the inviter's key (de-duplicated like any event)."""
+        ts = event.ts
+        day = self.calendar.day_of(ts)
+        retention = self.book.retention_ms
+        if core is not None and day.end_ms + retention <= core["wm"]:
+            return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
+        fp = fingerprint(event.event_id)
+        if core is not None and seen_before(tx, p, core, fp, self.calendar):
+            return Outcome(status=DUPLICATE)
+        fresh = core is None or not core["wm"]
+        core = tx.edit(core_key, new_core)
+        advance(tx, p, core, day, ts, retention, self.calendar)
+        day_record = tx.edit(p + day.day_key)
+        seen = day_record.get(SEEN)
+        day_record[SEEN] = (seen if seen is not None else Fingerprints()).plus(fp)
+        keep, keep_groups = self.early_keep()
+        early.update(tx, p, core, event, ts, fresh, keep, keep_groups)  # inviting is activity too
+        rules = self.book.at(ts)
+        out = Outcome()
+        out.invite, why = inviter.on_event(tx, event, rules.invites, self.calendar, rules.version)
+        if why is not None:
+            out.status, out.reason = IGNORED, why
+            entry = IGNORED_TAG + why
+            day_record[entry] = day_record.get(entry, 0) + 1
+        return out
+
     def _scored(
         self,
         event: Message | Like | Login | Activity | Credit,
@@ -176,6 +235,7 @@ class Engine:
         fp = fingerprint(event.event_id)
         if core is not None and seen_before(tx, p, core, fp, self.calendar):
             return Outcome(status=DUPLICATE)
+        fresh = core is None or not core["wm"]
         core = tx.edit(core_key, new_core)
         d0 = core["d0"]
         new_day = day.ordinal > d0 or not (core["dm"] >> (d0 - day.ordinal)) & 1
@@ -199,6 +259,12 @@ class Engine:
                 day_record[entry] = day_record.get(entry, 0) + 1
             facts = made.facts
             out.credits = made.credits
+            summary = core.get("e")
+            keep, keep_groups = self.early_keep()
+            if summary is None or early.needs_update(summary, event, ts, keep_groups):
+                early.update(tx, p, core, event, ts, fresh, keep, keep_groups)
+            if "iv" in core:
+                out.invitee = True
         for fact in facts:
             ctx.run(fact)
         if facts and rules.social:

@@ -49,6 +49,7 @@ VALID: dict[str, dict[str, Any]] = {
         "ts": NOW,
     },
     "member": {"user_id": "u1", "team_id": "t1", "joined_at": NOW - 86_400_000},
+    "decision": {"event_id": "e1", "invitee_id": "u1", "decision": "approve", "ts": NOW},
 }
 
 
@@ -312,7 +313,7 @@ def test_optional_field_with_wrong_type(source: str, name: str, bad: object) -> 
 @pytest.mark.parametrize("source", SOURCES)
 def test_empty_id_is_invalid(source: str) -> None:
     for name, value in VALID[source].items():
-        if isinstance(value, str) and name not in ("kind", "type"):
+        if isinstance(value, str) and name not in ("kind", "type", "decision"):
             error = reject(source, with_(source, **{name: ""}))
             assert error.reason is Reason.INVALID_VALUE, name
             assert error.detail == f"field {name!r} must not be empty"

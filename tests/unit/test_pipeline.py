@@ -750,7 +750,7 @@ def test_pruned_periods_are_tombstones_in_the_changes() -> None:
     worker.run(record("src.messages", message("m1")))  # 2026-11-23
     # the user's period keys (not its core, nor its ledger, which keeps the latest awards whatever their age)
     old_keys = {key for key in worker.stored() if key.startswith(b"u1\x00") and key != core_key("u1")}
-    old_keys = {key for key in old_keys if not key.startswith(b"u1\x00l:")}
+    old_keys = {key for key in old_keys if not key.startswith((b"u1\x00l:", b"u1\x00e"))}  # kept for life
     assert {key.split(b"\x00", 1)[1] for key in old_keys} == {b"d:2026-11-23", b"w:2026-W48"}
     # 50 days later (2027-01-12) the horizon (watermark - 35 days = 2026-12-08 12:00) has passed the end
     # of 2026-11-23 and of 2026-W48 (2026-11-30 00:00)

@@ -564,7 +564,7 @@ def test_schema_files_are_plain_json(topic: str) -> None:
 
 def test_output_field_sets() -> None:
     points = load_schema("rewards.points")
-    assert set(points["properties"]) == set(POINT) | {"revokes", "activates"}
+    assert set(points["properties"]) == set(POINT) | {"revokes", "activates", "expires"}
     assert set(points["required"]) == set(POINT)
     badges = load_schema("rewards.badges")
     assert set(badges["properties"]) == set(BADGE) | {"period"}

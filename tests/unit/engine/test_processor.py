@@ -1039,11 +1039,14 @@ def test_pruning_deletes_the_keys_of_old_periods_as_the_watermark_advances() -> 
     world.cache.take_changes()
     days = [b"2026-11-23", b"2026-11-24", b"2026-12-01", b"2026-12-13"]
     weeks = [b"w:2026-W48", b"w:2026-W49", b"w:2026-W50"]
-    assert world.keys("u1") == sorted([b"core", *(b"d:" + d for d in days), *weeks])
+    # the early activity log (b"e": the first messages) is kept for life, like the core
+    assert world.keys("u1") == sorted([b"core", b"e", *(b"d:" + d for d in days), *weeks])
     assert sorted(world.core("u1")["weeks"]) == ["2026-W48", "2026-W49", "2026-W50"]
     world.apply(msg("u1", D0 + 50 * DAY))  # 2027-01-12 00:00; horizon = 2026-12-08 00:00 local
     kept = [b"2026-12-13", b"2027-01-12"]
-    assert world.keys("u1") == sorted([b"core", *(b"d:" + d for d in kept), b"w:2026-W50", b"w:2027-W02"])
+    assert world.keys("u1") == sorted(
+        [b"core", b"e", *(b"d:" + d for d in kept), b"w:2026-W50", b"w:2027-W02"]
+    )
     assert sorted(world.core("u1")["weeks"]) == ["2026-W50", "2027-W02"]
     tombstones = {key for key, (_, raw) in world.cache.take_changes().items() if raw is None}
     p = prefix(b"u1")
