@@ -25,6 +25,7 @@ from stream.core.state import StateCache, Transaction
 from stream.domains import board as boards
 from stream.domains import group as groups
 from stream.domains import team as teams
+from stream.domains.invitations import Invitation, InviteOut
 from stream.domains.messages import (
     Close,
     Grant,
@@ -40,14 +41,16 @@ from stream.domains.messages import (
 )
 from stream.domains.partition import PartitionState
 from stream.engine import ledger
-from stream.engine.awards import BadgeAward, PointAward
+from stream.engine.awards import COUNTING_STATUSES, BadgeAward, PointAward
 from stream.engine.credits import Credit
 from stream.engine.layout import CORE, StateFormatError, prefix
-from stream.engine.processor import APPLIED, TOO_LATE, Engine, Outcome
+from stream.engine.processor import APPLIED, IGNORED, TOO_LATE, Engine, Outcome
 from stream.events import (
     Activity,
     Event,
     InvalidEvent,
+    Invite,
+    InviteDecision,
     Like,
     Login,
     Message,
@@ -55,6 +58,7 @@ from stream.events import (
     decode,
     encode_deadletter,
 )
+from stream.invite_flow import InviteFlow
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,10 @@ class Batch:
     internal: list[tuple[str, str]] = field(default_factory=list)  # internal message type, status
     board_late: int = 0  # contributions that came after their week's boards closed
     reported: list[tuple[int, str]] = field(default_factory=list)  # (partition, week): closed everywhere
+    invites: list[tuple[str, str, str, int]] = field(default_factory=list)  # funnel: day, channel, stage, n
+    invite_rejected: list[tuple[str, str]] = field(default_factory=list)  # channel, reason
+    budget: list[tuple[str, int, int]] = field(default_factory=list)  # month, promised, budget
+    invite_late: int = 0  # invitee activity after its window's end had fired
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -148,6 +156,7 @@ class Pipeline:
         self.cache = cache
         self.batch = Batch()
         self._partitions: dict[int, PartitionState] = {}
+        self.invites = InviteFlow(engine)
         self._boards_known = (-1, False)  # (versions seen, whether any has boards)
         # Per batch: team counts (partition, team, month, its start) -> (events, latest record), and the
         # economy (partition, week) -> (points by rule, users active per day, latest record)
@@ -247,16 +256,23 @@ class Pipeline:
             self._forward(record, user_key, source_record, batch)
             return
         part = self.partition(record.partition)
+        if type(event) is InviteDecision:
+            self._decide(record, part, event, batch)
+            return
         tx = self.cache.begin(record.partition)
         try:
             part.tx, part.source = tx, source_partition
             outcome = self.engine.apply(event, tx, user_key, part.late_now)
             closes = self._partition_step(part, tx, event, outcome)
+            invited = self._invite_step(part, tx, event, outcome)
         except BaseException:
             tx.rollback()
+            part.timers.next_due = None  # read again: the rolled back writes may have moved it
             raise
         if tx.commit():
             batch.last[record.partition] = record
+        if invited is not None:
+            self.invites.emit(self, source_record, invited, batch, record.partition)
         if outcome.status == TOO_LATE:
             self._dead(source_record, Reason.TOO_LATE, outcome.reason or "", now, batch, counted_as=record)
             return
@@ -303,6 +319,51 @@ class Pipeline:
             return []  # nothing to close (checked before looking up the grace of the event's rules)
         return part.observe(tx, event.ts, self.engine.book.at(event.ts).grace_ms)
 
+    def _invite_step(
+        self, part: PartitionState, tx: Transaction, event: Event | Credit, outcome: Outcome
+    ) -> Any:
+        """Apply an event's effects on invitations: the inviter's side, the invitee's, the deadlines."""
+        outs: list[InviteOut] = []
+        if outcome.invite is not None:
+            outs.append(outcome.invite)
+        kind = type(event)
+        if outcome.invitee:
+            outs.append(self.invites.steps.on_activity(tx, event.user_id, event.ts))  # type: ignore[union-attr]
+        if kind is Message or kind is Login or kind is Like or kind is Activity or kind is Invite:
+            timers = part.timers
+            ts: int = event.ts  # type: ignore[union-attr]
+            if timers.next_due is None or ts > timers.next_due:
+                outs.extend(self.invites.steps.on_timers(tx, timers, ts, part.prefix))
+        if not outs:
+            return None
+        return self.invites.settle(tx, part, outs)
+
+    def _decide(self, record: Record, part: PartitionState, event: InviteDecision, batch: Batch) -> None:
+        """Apply an operator's decision on an invitation waiting for approval."""
+        tx = self.cache.begin(record.partition)
+        try:
+            out = self.invites.steps.on_decision(
+                tx,
+                event.invitee_id,
+                event.decision == "approve",
+                event.ts,
+                event.event_id,
+                part.timers,
+                part.prefix,
+            )
+            settled = self.invites.settle(tx, part, [out]) if out is not None else None
+        except BaseException:
+            tx.rollback()
+            part.timers.next_due = None
+            raise
+        if tx.commit():
+            batch.last[record.partition] = record
+        if settled is None:
+            batch.outcomes.append((record.topic, IGNORED, "invite_not_waiting"))
+            return
+        batch.outcomes.append((record.topic, APPLIED, None))
+        self.invites.emit(self, record, settled, batch, record.partition)
+
     def _with_boards(self) -> bool:
         """Tell whether any rules version has boards (else no week ever needs closing)."""
         versions = self.engine.book.versions
@@ -339,6 +400,13 @@ class Pipeline:
         self, part: PartitionState, tx: Transaction, record: Record, message: Internal, batch: Batch
     ) -> tuple[list[Any], str]:
         book, calendar = self.engine.book, self.engine.calendar
+        if type(message) is Invitation:
+            settled = self.invites.settle(
+                tx, part, [self.invites.steps.on_step(tx, message, part.timers, part.prefix)]
+            )
+            messages, settled.messages = settled.messages, []
+            self.invites.emit(self, record, settled, batch, part.partition)
+            return list(messages), APPLIED
         if type(message) is Grant:
             outcome = self.engine.grant(message, tx, message.owner())
             if outcome.points:
@@ -512,7 +580,12 @@ class Pipeline:
         for award in outcome.points:
             out = Output(topics.points, award.user_id.encode(), orjson.dumps(award.to_record()), record)
             outputs.append(out)
-            result.awards.append((out, award.rule, "points", award.points))
+            status = award.status
+            if status == "granted":
+                result.awards.append((out, award.rule, "points", award.points))
+            else:  # an invitation's promise, activation, expiry or take-back
+                counts = award.points if status in COUNTING_STATUSES else 0
+                result.awards.append((out, award.rule, status, counts))
         for badge in outcome.badges:
             out = Output(topics.badges, badge.user_id.encode(), orjson.dumps(badge.to_record()), record)
             outputs.append(out)
@@ -557,6 +630,11 @@ class Pipeline:
         result.outputs.append(Output(self.topics.deadletter, None, value, counted_as or record))
         result.outcomes.append(((counted_as or record).topic, INVALID, reason.value))
         result.deadletters.append(reason.value)
+
+    # the names the invitation flow (stream/invite_flow.py) calls
+    count_economy = _count_economy
+    emit = _emit
+    send_all = _send_all
 
 
 __all__ = ["APPLIED", "Batch", "Output", "Pipeline", "Record", "Topics", "partition_for"]

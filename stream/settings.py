@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     topic_members: str = Field(
         "im.members", alias="STREAM_TOPIC_MEMBERS", description="input: the team roster"
     )
+    topic_invites: str = Field(
+        "im.invites", alias="STREAM_TOPIC_INVITES", description="input: the invitation funnel"
+    )
+    topic_invite_decisions: str = Field(
+        "rewards.invite-decisions",
+        alias="STREAM_TOPIC_INVITE_DECISIONS",
+        description="input: operators' approvals and rejections of waiting invitations",
+    )
     topic_points: str = Field(
         "rewards.points", alias="STREAM_TOPIC_POINTS", description="output: point awards"
     )
@@ -120,6 +128,8 @@ class Settings(BaseSettings):
             self.topic_logins: "login",
             self.topic_activities: "activity",
             self.topic_members: "member",
+            self.topic_invites: "invite",
+            self.topic_invite_decisions: "decision",
         }
 
 

@@ -52,11 +52,8 @@ def update(
 ) -> None:
     """Add an event to the user's early log (``fresh``: the user had no activity before this event)."""
     summary: list[Any] | None = core.get("e")
-    if summary is None:
-        # A user whose activity predates this log (state of an older version) counts as active since 0.
-        summary = [ts if fresh else 0, None, None, []]
-    else:
-        summary = list(summary)
+    # A user whose activity predates this log (state of an older version) counts as active since 0.
+    summary = [ts if fresh else 0, None, None, []] if summary is None else list(summary)
     if ts < summary[0]:
         summary[0] = ts
     kind = type(event)

@@ -18,7 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.engine.awards import ACTIVATED, EXPIRED, GRANTED, PENDING, REVOKED, BadgeAward, PointAward, award_id
+from stream.engine.awards import (
+    ACTIVATED,
+    COUNTING_STATUSES,
+    EXPIRED,
+    PENDING,
+    REVOKED,
+    BadgeAward,
+    PointAward,
+    award_id,
+)
 
 BUDGET = b"\x00v\x00"
 
@@ -30,7 +39,7 @@ SECOND_LEVEL_RULE = "invite_second_level"
 INVITER_PARTS = ("i1", "i2")
 WELCOME_PARTS = ("w1", "w2")
 PARTS = INVITER_PARTS + WELCOME_PARTS
-COUNTING = frozenset({GRANTED, ACTIVATED, REVOKED})
+COUNTING = COUNTING_STATUSES
 
 # What the funnel counts, per channel and registration day
 INVITED, REGISTERED, HALF, FULL, RETAINED, FLAGGED, PAID = (
@@ -130,7 +139,9 @@ class Terms:
     @classmethod
     def of(cls, record: dict[str, Any]) -> Terms:
         """Return the terms kept in an invitation record (either side's)."""
-        return cls(record["x"], record["by"], record["ch"], record["t"], record["eid"], record["day"], record["v"])
+        return cls(
+            record["x"], record["by"], record["ch"], record["t"], record["eid"], record["day"], record["v"]
+        )
 
     def fields(self) -> dict[str, Any]:
         """Return the terms as the fields of a record or a message body."""

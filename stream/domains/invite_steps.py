@@ -27,9 +27,7 @@ class InviteSteps:
         """Return the invitation rules in effect at ``ts``."""
         return self.book.at(ts).invites
 
-    def on_step(
-        self, tx: Transaction, step: Invitation, timers: Timers, held_prefix: bytes
-    ) -> InviteOut:
+    def on_step(self, tx: Transaction, step: Invitation, timers: Timers, held_prefix: bytes) -> InviteOut:
         """Apply a step that reached its owner's partition."""
         kind, body = step.step, step.body
         if kind == "register":
@@ -55,8 +53,8 @@ class InviteSteps:
             return inviter.on_second(tx, step)[0]
         if kind == "fraud":
             record = tx.get(invitee.record_key(step.invitee))
-            rules = self.rules(record["t"]) if record is not None and "t" in record else None
-            return invitee.on_fraud(tx, step, rules, held_prefix)
+            known = record is not None and "t" in record
+            return invitee.on_fraud(tx, step, self.rules(record["t"]) if known else None, held_prefix)
         raise ValueError(f"unknown invitation step {kind!r}")
 
     def on_activity(self, tx: Transaction, user: str, ts: int) -> InviteOut:

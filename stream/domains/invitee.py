@@ -200,7 +200,7 @@ def _settle(
     parts = dict(record["parts"])
     at = dict(record.get("at", {}))
     for part in names:
-        points, before = parts[part]
+        points = parts[part][0]
         parts[part] = [points, status]
         if status == ACTIVATED:
             at[part] = ts
@@ -216,9 +216,7 @@ def _settle(
     record["at"] = at
 
 
-def on_activity(
-    tx: Transaction, user: str, ts: int, rules: InviteRules, calendar: Calendar
-) -> InviteOut:
+def on_activity(tx: Transaction, user: str, ts: int, rules: InviteRules, calendar: Calendar) -> InviteOut:
     """Look at an open invitation after one of the invitee's own events: activations, retention."""
     out = InviteOut()
     key = record_key(user)
@@ -362,9 +360,7 @@ def on_decision(
     _release(tx, held_prefix, invitee)
     record.pop("held", None)
     if approve:
-        out.messages.append(
-            Invitation("settle", terms.inviter, invitee, {"s": [["approved", 1, ts, eid]]})
-        )
+        out.messages.append(Invitation("settle", terms.inviter, invitee, {"s": [["approved", 1, ts, eid]]}))
         if rules.monthly_budget is not None:
             points = sum(part[0] for part in record["parts"].values())
             body = {"pts": points, "force": 1, "budget": rules.monthly_budget, "by": terms.inviter}

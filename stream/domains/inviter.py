@@ -32,7 +32,16 @@ from stream.domains.invitations import (
     part_reason,
 )
 from stream.domains.invitee import record_key as invitee_record_key
-from stream.engine.awards import ACTIVATED, EXPIRED, GRANTED, PENDING, REVOKED, BadgeAward, PointAward, award_id
+from stream.engine.awards import (
+    ACTIVATED,
+    EXPIRED,
+    GRANTED,
+    PENDING,
+    REVOKED,
+    BadgeAward,
+    PointAward,
+    award_id,
+)
 from stream.engine.layout import CORE, SEPARATOR
 from stream.engine.periods import LIFETIME, Calendar
 from stream.events import Invite
@@ -209,7 +218,16 @@ def on_settle(
             parts[what] = [points, status]
             if points:
                 why = {ACTIVATED: "the invitee is active", EXPIRED: "lapsed", REVOKED: "flagged as fraud"}
-                award = part_award(terms, what, status, points, ts, entry["team"], part_reason(terms, what, status, why[status]), source)
+                award = part_award(
+                    terms,
+                    what,
+                    status,
+                    points,
+                    ts,
+                    entry["team"],
+                    part_reason(terms, what, status, why[status]),
+                    source,
+                )
                 out.award(award)
                 if status in (ACTIVATED, REVOKED):
                     counted.append(award)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from stream.domains.invitations import Invitation, parse_invitation
+
 GROUP, TEAM, BOARD, PARTITION = b"\x00g\x00", b"\x00t\x00", b"\x00b\x00", b"\x00p\x00"
 
 
@@ -205,7 +207,7 @@ class Grant:
         }
 
 
-Internal = GroupCount | TeamCount | RosterChange | Close | Report | GroupWon | Grant
+Internal = GroupCount | TeamCount | RosterChange | Close | Report | GroupWon | Grant | Invitation
 
 
 def parse_internal(envelope: dict[str, Any]) -> Internal | None:
@@ -216,6 +218,8 @@ def parse_internal(envelope: dict[str, Any]) -> Internal | None:
     if len(envelope) != 1:
         return None
     ((tag, body),) = envelope.items()
+    if tag == "iv":
+        return parse_invitation(body)
     if tag == "gc":
         g, w, src, n, ts, ws, *rest = body
         if len(rest) > 1:

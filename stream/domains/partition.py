@@ -24,6 +24,7 @@ from typing import Any
 
 from stream.core.state import Transaction
 from stream.domains.messages import Close, GroupCount, Report, TeamCount, partition_owner
+from stream.domains.timers import Timers
 from stream.engine.layout import SEPARATOR
 from stream.engine.periods import Calendar
 
@@ -79,6 +80,7 @@ class PartitionState:
         self.tx: Transaction | None = None
         self.source: int | None = None
         self.late_now = self._late_now  # bound once: no callable built per event
+        self.timers = Timers(self.prefix)  # event-time deadlines of the invitations of its invitees
 
     def _late_now(self, week: str) -> bool:
         assert self.tx is not None
@@ -209,6 +211,14 @@ class PartitionState:
             record[team] = total
             out.append(TeamCount(team, month, self.partition, total, month_start_ms))
         return out
+
+    def funnel(self, tx: Transaction, counts: list[tuple[str, str, str, int]]) -> None:
+        """Add invitation funnel counts (registration day, channel, stage, n) to this partition's days."""
+        for day, channel, stage, n in counts:
+            record = tx.edit(self.prefix + b"f:" + day.encode())
+            stages = dict(record.get(channel, {}))
+            stages[stage] = stages.get(stage, 0) + n
+            record[channel] = stages
 
     def economy(self, tx: Transaction, week: str, points: dict[str, int], active: dict[str, int]) -> None:
         """Add points by rule and users active for the first time on a day to a week's economy record."""

@@ -17,6 +17,7 @@ ACTIVATED = "activated"
 EXPIRED = "expired"
 REVOKED = "revoked"
 STATUSES = (GRANTED, PENDING, ACTIVATED, EXPIRED, REVOKED)
+COUNTING_STATUSES = frozenset({GRANTED, ACTIVATED, REVOKED})  # what a balance sums
 
 
 _AWARD_HASH = blake2b(digest_size=12)  # copied per id: cheaper than setting up a new hash (measured ~0.3 µs)
