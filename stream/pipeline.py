@@ -43,7 +43,7 @@ from stream.domains.partition import PartitionState
 from stream.engine import ledger
 from stream.engine.awards import COUNTING_STATUSES, BadgeAward, PointAward
 from stream.engine.credits import Credit
-from stream.engine.layout import CORE, StateFormatError, prefix
+from stream.engine.layout import CORE, StateFormatError, new_core, prefix
 from stream.engine.processor import APPLIED, IGNORED, TOO_LATE, Engine, Outcome
 from stream.events import (
     Activity,
@@ -495,7 +495,7 @@ class Pipeline:
         for (partition, user_key), (awards, record) in self._ledger.items():
             tx = self.cache.begin(partition)
             p = prefix(user_key)
-            ledger.append(tx, p, tx.edit(p + CORE), awards)
+            ledger.append(tx, p, tx.edit(p + CORE, new_core), awards)
             tx.commit()
             batch.last.setdefault(partition, record)
         self._ledger.clear()

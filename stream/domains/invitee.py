@@ -176,6 +176,7 @@ def _evaluate(
         why = "the invitee logged in" if half == 1 else "the invitee is active in groups"
         _settle(record, terms, names, ACTIVATED, at, terms.event_id, why, out, settled)
         out.count(terms.day, terms.channel, HALF)
+    parts = record["parts"]  # replaced by _settle
     if parts["i2"][1] == ACTIVATED and parts["i1"][1] == ACTIVATED and not record.get("full"):
         record["full"] = 1
         out.count(terms.day, terms.channel, FULL)

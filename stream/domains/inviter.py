@@ -131,6 +131,7 @@ def on_verdict(tx: Transaction, step: Invitation, rules: InviteRules) -> InviteO
     entry["n"] = n
     entry["team"] = _team(tx, step.to) or "unknown"
     entry["amounts"] = [list(halves(inviter_points)), list(halves(welcome_points))]
+    entry["dl"] = terms.registered_ts + rules.window_ms  # the halves' deadline (unless held)
     if days[terms.day] > rules.daily_limit:
         _promise(entry, terms, "daily_limit", out)
     elif rules.monthly_budget is not None and inviter_points + welcome_points:
@@ -235,6 +236,7 @@ def on_settle(
         elif what == "approved":
             if entry["st"] == "held":
                 entry["st"] = "promised"
+                entry["dl"] = ts + rules.window_ms  # the window runs from the approval
         elif what == "full":
             _full(tx, entry, terms, status, ts, source, rules, out)
     entry["parts"] = parts
