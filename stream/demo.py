@@ -31,16 +31,28 @@ def _sources(settings: Settings) -> dict[str, str]:
 
 
 def run_feed(
-    settings: Settings, *, events: int, users: int, rate: float | None, seed: int, days: float = 2 / 24
+    settings: Settings,
+    *,
+    events: int,
+    users: int,
+    rate: float | None,
+    seed: int,
+    days: float = 2 / 24,
+    invites: float = 0.02,
 ) -> int:
-    """Produce ``events`` synthetic events of the last ``days`` (default: two hours) to the input topics."""
+    """Produce ``events`` synthetic events of the last ``days`` (default: two hours) to the input topics.
+
+    ``invites`` adds invitation traffic (registrations of new users who then log in and speak) on top.
+    """
     try:
         ensure_topics(settings)
     except TopicError as exc:
         sys.exit(f"stream: {exc}")
     now = int(time.time() * 1000)
     span = int(days * 24 * HOUR_MS)
-    records = feed.generate(events, users=users, seed=seed, start_ms=now - span, span_ms=span - 1000)
+    records = feed.generate(
+        events, users=users, seed=seed, start_ms=now - span, span_ms=span - 1000, invites=invites
+    )
     sent = feed.produce(librdkafka_config(settings), _sources(settings), records, rate=rate)
     print(f"fed {sent} records to {settings.bootstrap_servers}", file=sys.stderr)
     return sent
@@ -141,6 +153,7 @@ def run_demo(
                 seed=time.time_ns() % 1_000_000,
                 start_ms=now - span,
                 span_ms=span - 1000,
+                invites=0.02,
             )
         )
         print(

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 __all__ = ["DEFAULT_TOPICS", "SOURCES", "generate", "produce"]
 
-SOURCES = ("message", "like", "login", "activity", "member")
+SOURCES = ("message", "like", "login", "activity", "member", "invite")
 
 DEFAULT_TOPICS: Mapping[str, str] = {
     "message": "im.messages",
@@ -27,6 +27,7 @@ DEFAULT_TOPICS: Mapping[str, str] = {
     "login": "im.logins",
     "activity": "im.activities",
     "member": "im.members",
+    "invite": "im.invites",
 }
 
 Record = tuple[str, str, dict[str, Any]]
@@ -56,6 +57,10 @@ _DRAW_CHUNK = 8192
 _JITTER_MS = 250
 _JITTER_SPAN = 2 * _JITTER_MS + 1
 _DAY_MS = 86_400_000
+_CHANNELS = ("link", "qrcode", "sms", "poster")
+_INVITEE_ACTIVE = 0.6  # invitees who go on to send 10 messages in 2 groups (the rest only log in, or not)
+_INVITEE_LOGIN = 0.85
+_FRAUD_SHARE = 0.05
 
 
 def _zipf_cum_weights(n: int, shape: tuple[float, float]) -> list[float]:
@@ -74,6 +79,7 @@ def generate(
     start_ms: int,
     span_ms: int,
     roster: bool = True,
+    invites: float = 0.0,
 ) -> Iterator[Record]:
     """Yield ``n`` activity events as (source, key, value), after one ``member`` roster record per user.
 
@@ -81,6 +87,11 @@ def generate(
     Users are Zipf-distributed (a few are heavy), so are groups. ``ts`` grows linearly over
     [start_ms, start_ms + span_ms) with up to 250 ms of jitter, clamped into the range. Event ids are
     ``<seed>-<index>``: unique within a run, distinct across seeds. ``roster=False`` skips the member records.
+
+    ``invites`` (a share, default 0) adds invitation traffic on top of the ``n`` events, from its own random
+    stream (the ``n`` events stay the same): an ``invited`` and a ``registered`` event of a new user
+    ``v<seed>-<k>``, then that invitee's own first login and messages in two groups spread over the next
+    events (some never log in, some stop after the login), and now and then a ``fraud_flagged``.
     """
     if n < 0 or users < 2 or teams < 1 or groups < 1 or span_ms < 1:
         raise ValueError("need n >= 0, users >= 2, teams >= 1, groups >= 1, span_ms >= 1")
@@ -135,7 +146,41 @@ def generate(
     pos = 0
     new_groups = 0
 
+    irng = random.Random(seed + 1)
+    follow: list[tuple[int, int, str, str, dict[str, Any]]] = []  # (index, order, source, key, value)
+    invitees = itertools.count()
+
+    def invitation(i: int, ts: int) -> Iterator[Record]:
+        inviter = user_ids[by_rank[bisect.bisect(user_cw, irng.random() * total_w)]]
+        k = next(invitees)
+        invitee, channel = f"v{seed}-{k}", _CHANNELS[irng.randrange(len(_CHANNELS))]
+        base = {"inviter_id": inviter, "invitee_id": invitee, "channel": channel}
+        yield "invite", inviter, {"event_id": f"{prefix}iv{k}", "type": "invited", **base, "ts": ts}
+        yield "invite", inviter, {"event_id": f"{prefix}ir{k}", "type": "registered", **base, "ts": ts}
+        team = team_ids[irng.randrange(teams)]
+        later = [i + 1 + irng.randrange(max(1, n // 20) or 1) for _ in range(12)]
+        later.sort()
+        if irng.random() < _INVITEE_LOGIN:
+            login = {"event_id": f"{prefix}il{k}", "user_id": invitee, "team_id": team}
+            follow.append((later[0], k, "login", invitee, login))
+            if irng.random() < _INVITEE_ACTIVE:
+                for m in range(10):
+                    message = {"event_id": f"{prefix}im{k}-{m}", "user_id": invitee, "team_id": team}
+                    message |= {"kind": "text", "group_id": group_ids[(k + m % 2) % groups]}
+                    follow.append((later[1 + m], k, "message", invitee, message))
+        if irng.random() < _FRAUD_SHARE:
+            fraud = {"event_id": f"{prefix}if{k}", "type": "fraud_flagged", **base}
+            follow.append((later[-1], k, "invite", inviter, fraud))
+        follow.sort(key=lambda f: (f[0], f[1]))
+
     for i in range(n):
+        if invites:
+            while follow and follow[0][0] <= i:
+                _, _, fsource, fkey, fvalue = follow.pop(0)
+                fts = start_ms + int(i * step)
+                yield fsource, fkey, {**fvalue, "ts": min(end_ms, fts)}
+            if irng.random() < invites:
+                yield from invitation(i, start_ms + int(i * step))
         if pos == len(draws):
             draws = [by_rank[r] for r in _draw_ranks(rng, user_cw, total_w)]
             pos = 0

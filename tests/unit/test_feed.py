@@ -109,3 +109,18 @@ def test_users_skewed(records: list[tuple[str, str, dict[str, Any]]]) -> None:
     top = sum(c for _, c in per_user.most_common(10)) / N
     assert top > 0.05  # the 1% heaviest users carry far more than 1% of the traffic
     assert len(per_user) > 500
+
+
+def test_invitation_traffic_comes_on_top_of_the_same_events() -> None:
+    plain = list(generate(N, users=1000, seed=11, start_ms=START, span_ms=SPAN))
+    mixed = list(generate(N, users=1000, seed=11, start_ms=START, span_ms=SPAN, invites=0.05))
+    invitee_events = [r for r in mixed if r[1].startswith("v11-")]
+    invites = [r for r in mixed if r[0] == "invite"]
+    assert [r for r in mixed if r not in invitee_events and r[0] != "invite"] == plain
+    registered = {r[2]["invitee_id"] for r in invites if r[2]["type"] == "registered"}
+    assert registered and {r[1] for r in invitee_events} <= registered
+    for source, key, value in invites:
+        assert key == value["inviter_id"] and value["channel"] and START <= value["ts"] < START + SPAN
+    # an invitee's own events come after its registration
+    registered_at = {r[2]["invitee_id"]: r[2]["ts"] for r in invites if r[2]["type"] == "registered"}
+    assert all(value["ts"] >= registered_at[key] for _, key, value in invitee_events)
