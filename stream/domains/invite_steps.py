@@ -34,9 +34,7 @@ class InviteSteps:
             version = self.book.at(body["t"]).version
             return invitee.on_register(tx, step, self.calendar, version)
         if kind == "verdict":
-            entry = tx.get(inviter.entry_key(step.to, step.invitee))
-            rules = self.rules(entry["t"]) if entry is not None else self.rules(0)
-            return inviter.on_verdict(tx, step, rules)
+            return inviter.on_verdict(tx, step, self.rules)
         if kind == "reserve":
             return inviter.on_reserve(tx, step.owner(), step)
         if kind == "budget":

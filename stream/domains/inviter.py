@@ -14,6 +14,7 @@ A month's budget is one key of its own (``\\0v\\0<month>``), the one place that 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from stream.core.state import Transaction
@@ -100,28 +101,60 @@ def on_event(
         out.rejected.append((event.channel, why))
         return out, why
     terms = Terms(invitee, inviter, event.channel, event.ts, event.event_id, day, version)
-    tx.set(entry_key(inviter, invitee), {**terms.fields(), "st": "checking"})
+    summary = tx.edit(summary_key(inviter))
+    seq = summary["seq"] = summary.get("seq", 0) + 1  # the order its verdicts are credited in
+    summary["queue"] = {**summary.get("queue", {}), str(seq): invitee}
+    tx.set(entry_key(inviter, invitee), {**terms.fields(), "st": "checking", "q": seq})
     body = {"by": inviter, "ch": event.channel, "t": event.ts, "eid": event.event_id}
     out.messages.append(Invitation("register", invitee, invitee, body))
     return out, None
 
 
-def on_verdict(tx: Transaction, step: Invitation, rules: InviteRules) -> InviteOut:
-    """Credit a registration the invitee's side accepted: its tier, the daily limit, the budget."""
+def on_verdict(tx: Transaction, step: Invitation, rules_at: Callable[[int], InviteRules]) -> InviteOut:
+    """Take the invitee side's verdict; credit the registrations whose turn has come, in order.
+
+    Verdicts come back from the invitees' partitions in any order; registrations are credited (tier,
+    daily limit, budget) in the order the inviter made them (``q``, the order of its own input), each
+    once every earlier one has its verdict, so the tiers do not depend on which partition answers first.
+    """
     out = InviteOut()
     key = entry_key(step.to, step.invitee)
     current = tx.get(key)
     if current is None or current["st"] != "checking" or current["eid"] != step.body["eid"]:
         return out  # a replay, or the verdict on another registration
     entry = tx.edit(key)
-    terms = Terms.of(entry)
-    if not step.body.get("ok"):
-        entry["st"], entry["why"] = "rejected", step.body.get("why", "rejected")
-        out.rejected.append((terms.channel, entry["why"]))
-        return out
+    entry["st"] = "decided"
+    entry["ok"] = 1 if step.body.get("ok") else 0
+    if not entry["ok"]:
+        entry["why"] = step.body.get("why", "rejected")
     summary = tx.edit(summary_key(step.to))
+    queue = dict(summary.get("queue", {}))
+    turn = summary.get("next", 1)
+    while str(turn) in queue:
+        waiting_key = entry_key(step.to, queue[str(turn)])
+        waiting = tx.get(waiting_key)
+        if waiting is not None and waiting["st"] == "checking":
+            break  # an earlier registration still waits for its verdict
+        if waiting is not None and waiting["st"] == "decided":
+            _credit(tx, summary, tx.edit(waiting_key), rules_at(waiting["t"]), out)
+        del queue[str(turn)]
+        turn += 1
+    summary["queue"] = queue
+    summary["next"] = turn
+    return out
+
+
+def _credit(
+    tx: Transaction, summary: dict[str, Any], entry: dict[str, Any], rules: InviteRules, out: InviteOut
+) -> None:
+    """Credit one registration the invitee's side accepted (or note its rejection)."""
+    terms = Terms.of(entry)
+    if not entry.pop("ok"):
+        entry["st"] = "rejected"
+        out.rejected.append((terms.channel, entry["why"]))
+        return
     n = summary["n"] = summary.get("n", 0) + 1
-    days = {d: c for d, c in summary.get("days", {}).items() if d >= _days_ago(terms.day, 2)}
+    days = {d: c for d, c in summary.get("days", {}).items() if d >= _days_ago(terms.day, 40)}
     days[terms.day] = days.get(terms.day, 0) + 1
     summary["days"] = days
     out.count(terms.day, terms.channel, REGISTERED)
@@ -129,18 +162,17 @@ def on_verdict(tx: Transaction, step: Invitation, rules: InviteRules) -> InviteO
     inviter_points = math.floor(rules.tier_points(n) * multiplier)
     welcome_points = math.floor(rules.welcome_points * multiplier)
     entry["n"] = n
-    entry["team"] = _team(tx, step.to) or "unknown"
+    entry["team"] = _team(tx, terms.inviter) or "unknown"
     entry["amounts"] = [list(halves(inviter_points)), list(halves(welcome_points))]
     entry["dl"] = terms.registered_ts + rules.window_ms  # the halves' deadline (unless held)
     if days[terms.day] > rules.daily_limit:
         _promise(entry, terms, "daily_limit", out)
     elif rules.monthly_budget is not None and inviter_points + welcome_points:
         entry["st"] = "reserving"
-        body = {"pts": inviter_points + welcome_points, "budget": rules.monthly_budget, "by": step.to}
-        out.messages.append(Invitation("reserve", terms.day[:7], step.invitee, body))
+        body = {"pts": inviter_points + welcome_points, "budget": rules.monthly_budget, "by": terms.inviter}
+        out.messages.append(Invitation("reserve", terms.day[:7], terms.invitee, body))
     else:
         _promise(entry, terms, None, out)
-    return out
 
 
 def _days_ago(day: str, n: int) -> str:
