@@ -260,9 +260,9 @@ def on_timer(tx: Transaction, kind: str, user: str, due: int, held_prefix: bytes
         if record.get("fp"):  # the fraud window ended first (a late approval)
             record["st"] = "final"
             _close(tx, user)
-    elif kind == FINAL and record["st"] == "open":
-        if not record.get("shut"):
-            record["fp"] = 1  # still open: final once its own window ends
+    elif kind == FINAL:
+        if record["st"] != "open" or not record.get("shut"):
+            record["fp"] = 1  # still waiting or open: final once its own window ends
             return out
         record["st"] = "final"
         _close(tx, user)

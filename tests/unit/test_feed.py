@@ -119,7 +119,7 @@ def test_invitation_traffic_comes_on_top_of_the_same_events() -> None:
     assert [r for r in mixed if r not in invitee_events and r[0] != "invite"] == plain
     registered = {r[2]["invitee_id"] for r in invites if r[2]["type"] == "registered"}
     assert registered and {r[1] for r in invitee_events} <= registered
-    for source, key, value in invites:
+    for _source, key, value in invites:
         assert key == value["inviter_id"] and value["channel"] and START <= value["ts"] < START + SPAN
     # an invitee's own events come after its registration
     registered_at = {r[2]["invitee_id"]: r[2]["ts"] for r in invites if r[2]["type"] == "registered"}
