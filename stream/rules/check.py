@@ -95,4 +95,17 @@ def economy(rules: Rules) -> Economy:
             result.once += challenge.points
     if rules.campaigns:
         result.notes.append("campaign multipliers are counted at their highest (caps still bound)")
+    invites = rules.invites
+    if invites.enabled:
+        top = max([invites.default_multiplier, *invites.channels.values()])
+        per_day = math.floor(max(tier.points for tier in invites.tiers) * top) * invites.daily_limit
+        budget = (
+            "no monthly budget"
+            if invites.monthly_budget is None
+            else f"budget {invites.monthly_budget}/month"
+        )
+        result.notes.append(
+            f"invitations: an inviter earns at most {per_day} points a day before an operator must approve "
+            f"more (daily limit {invites.daily_limit}, top tier, best channel multiplier {top}); {budget}"
+        )
     return result

@@ -27,7 +27,7 @@ def test_defaults_are_unbounded_and_list_the_uncapped_rules() -> None:
     # + weekly tasks 3 x 30 = 220 a day; a week: 70 + 35 + 100 + 105 + 90 = 400
     assert (result.day, result.week) == (220, 400)
     assert result.once == 150 + 500  # three lifetime achievements of 50, the team's monthly challenge
-    assert [note.split(":")[0] for note in result.notes] == ["challenge group_weekly_500"]
+    assert [note.split(":")[0] for note in result.notes] == ["challenge group_weekly_500", "invitations"]
     lines = result.lines()
     assert lines[0].startswith("most points one user can earn: UNBOUNDED in a day and in a week")
     assert lines[0].endswith(", ".join(DEFAULT_UNCAPPED))
@@ -78,6 +78,8 @@ def test_fully_capped_file_has_exact_bounds() -> None:
         "most points one user can earn: 173 in a day, 495 in a week",
         "  plus at most 114 points from monthly and lifetime thresholds (achievements)",
         "  campaign multipliers are counted at their highest (caps still bound)",
+        "  invitations: an inviter earns at most 400 points a day before an operator must approve more "
+        "(daily limit 20, top tier, best channel multiplier 1); no monthly budget",
     ]
 
 
@@ -90,6 +92,7 @@ def test_a_small_capped_file_without_once_rules() -> None:
             rules:
               like: {fact: like, points: 3, cap: {day: 9}}
               view: {counter: d, threshold: 1, points: 4}
+            invites: {enabled: false}
             """
         )
     )
