@@ -36,6 +36,8 @@ def test_defaults_are_unbounded_and_list_the_uncapped_rules() -> None:
         "  plus at most 650 points from monthly and lifetime thresholds (achievements)",
         "  challenge group_weekly_500: 50 points a week for each group a user interacts in that reaches its "
         "threshold (not bounded by the number of groups)",
+        "  invitations: an inviter earns at most 400 points a day before an operator must approve more "
+        "(daily limit 20, top tier, best channel multiplier 1); no monthly budget",
     ]
 
 
