@@ -17,6 +17,8 @@ INPUTS = {
     "login": "STREAM_TOPIC_LOGINS",
     "activity": "STREAM_TOPIC_ACTIVITIES",
     "member": "STREAM_TOPIC_MEMBERS",
+    "invite": "STREAM_TOPIC_INVITES",
+    "decision": "STREAM_TOPIC_INVITE_DECISIONS",
 }
 OUTPUTS = {
     "points": "STREAM_TOPIC_POINTS",

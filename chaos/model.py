@@ -62,6 +62,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from chaos.invites_model import InviteModel
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT / "stream" / "rules" / "default.yaml"
 CHAOS_RULES = ROOT / "chaos" / "rules.yaml"  # the defaults without boards: what the chaos workers run
@@ -130,7 +132,9 @@ def _names(local: date) -> tuple[str, str, str]:
 class Model:
     """Replay valid events through SPEC's per-user rules and collect the expected awards."""
 
-    def __init__(self, rules_file: Path = CHAOS_RULES, timezone: str = "Asia/Shanghai") -> None:
+    def __init__(
+        self, rules_file: Path = CHAOS_RULES, timezone: str = "Asia/Shanghai", partitions: int = 4
+    ) -> None:
         doc = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
         if doc.get("campaigns"):
             raise ValueError("the chaos model knows no campaigns: run it with rules that have none")
@@ -166,6 +170,9 @@ class Model:
         self._teams: Counter[tuple[str, str]] = Counter()  # (team, month) -> messages
         self._roster: dict[str, str] = {}  # user -> team, from im.members (a tombstone: left)
         self.expected.challenge_rules = frozenset(self.challenges)
+        self.partitions = partitions
+        invites = doc.get("invites") or {}
+        self.invites = InviteModel(invites, self.periods.of) if invites.get("enabled", True) else None
 
     # --- input --------------------------------------------------------------------------------
 
@@ -186,10 +193,17 @@ class Model:
             self._roster[record["user_id"]] = record["team_id"]
 
     def event(self, source: str, e: dict[str, Any]) -> None:
-        """Apply one valid event of ``source`` (message, like, login or activity)."""
+        """Apply one valid event of ``source`` (message, like, login, activity or invite)."""
+        if source == "invite":
+            if self._first(e["inviter_id"], e["event_id"]) and self.invites is not None:
+                self.invites.activity(e["inviter_id"], source, e)
+                self.invites.invite(e)
+            return
         user = e["user_id"]
         if not self._first(user, e["event_id"]):
             return
+        if self.invites is not None:
+            self.invites.activity(user, source, e)
         local, day, week, month = self.periods.of(e["ts"])
         if source == "message":
             self._interact(user, e.get("group_id"), local, week)
@@ -258,6 +272,14 @@ class Model:
                     for user in self._group_users[(group, week)]:
                         self._challenge(name, spec, group, week, self._week_start[week], user)
         exp = self.expected
+        if self.invites is not None:
+            points, awards, squads = self.invites.finish(self.partitions)
+            for key, n in points.items():
+                exp.points[key] += n
+            for key, n in awards.items():
+                exp.awards[key] += n
+            for inviter in squads:
+                exp.badges[(inviter, self.invites.spec.get("squad_badge", "squad"))] += 1
         for user, total in exp.totals().items():
             reached = {lv["name"] for lv in self.levels[1:] if total >= lv["min_points"]}
             if reached:
@@ -350,6 +372,8 @@ def _noon_ms(ordinal: int, zone: ZoneInfo) -> int:
     return int(datetime(d.year, d.month, d.day, 12, tzinfo=zone).timestamp() * 1000)
 
 
-def expect(records: Iterable[tuple[str, Any, Any]], rules_file: Path = CHAOS_RULES) -> Expected:
+def expect(
+    records: Iterable[tuple[str, Any, Any]], rules_file: Path = CHAOS_RULES, partitions: int = 4
+) -> Expected:
     """Return the awards SPEC's rules owe for ``records`` (valid events and member records only)."""
-    return Model(rules_file).feed(records).result()
+    return Model(rules_file, partitions=partitions).feed(records).result()

@@ -404,7 +404,7 @@ def fault_baseline(f: Fault) -> Verdict:
     """No fault: one worker, clean traffic. Checks the model against the engine before anything else."""
     f.setup_topics()
     records = traffic(f.opts.events, f.seed)
-    expected = expect(records)
+    expected = expect(records, partitions=f.partitions)
     f.feed(records)
     f.start_worker("w1")
     verdict = f.settle(lambda: f.compare(expected), _no_exits(f))
@@ -416,7 +416,7 @@ def fault_sigkill_random(f: Fault) -> Verdict:
     """SIGKILL one worker at random moments while traffic flows, restarting it each time."""
     f.setup_topics()
     records = traffic(f.opts.events, f.seed)
-    expected = expect(records)
+    expected = expect(records, partitions=f.partitions)
     kills = f.opts.kills
     f.feed(records, seconds=max(30.0, 10.0 * kills))
     f.start_worker("w1")
@@ -438,7 +438,7 @@ def fault_sigkill_in_flush(f: Fault, phase: str) -> Verdict:
     """Make the worker SIGKILL itself in one flush phase of its N-th batch, then restart it without that."""
     f.setup_topics()
     records = traffic(f.opts.events // 2, f.seed)
-    expected = expect(records)
+    expected = expect(records, partitions=f.partitions)
     half = len(records) // 2
     f.feed(records[:half])
     assert f.feeder is not None
@@ -492,7 +492,7 @@ def fault_broker_kill(f: Fault) -> Verdict:
     f.bootstrap = broker.bootstrap
     f.setup_topics()
     records = traffic(f.opts.events, f.seed)
-    expected = expect(records)
+    expected = expect(records, partitions=f.partitions)
     f.feed(records, seconds=40.0)
     f.start_worker("w1")
     f.sleep(f.rng.uniform(5.0, 20.0), "running before the broker kill")
@@ -530,7 +530,7 @@ def fault_scale(f: Fault) -> Verdict:
     f.partitions = 6
     f.setup_topics()
     records = traffic(f.opts.events, f.seed)
-    expected = expect(records)
+    expected = expect(records, partitions=f.partitions)
     t0 = time.monotonic()
     f.feed(records, seconds=50.0)
     f.start_worker("w1")
@@ -551,7 +551,7 @@ def fault_malformed(f: Fault) -> Verdict:
     """Mix 10,000 malformed records into valid traffic: all dead-lettered, the rest exact, no exit."""
     f.setup_topics()
     valid = traffic(f.opts.events // 3, f.seed)
-    expected = expect(valid)
+    expected = expect(valid, partitions=f.partitions)
     bad = Maker(random.Random(f.seed)).batch(MALFORMED)
     positions = _produce_mixed(f, valid, bad)
     f.start_worker("w1")

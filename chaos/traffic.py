@@ -25,13 +25,16 @@ Record = tuple[str, str, Any]
 DAY_MS = 86_400_000
 USERS = 300
 DUPLICATE_SHARE = 0.02
+INVITE_SHARE = 0.02  # invitation traffic on top (registrations of new users who then log in and speak)
 
 
 def traffic(n: int, seed: int, timezone: str = "Asia/Shanghai") -> list[Record]:
     """Return the roster, ``n`` synthetic events over 8 past days with re-deliveries, and the edge cases."""
     now = int(time.time() * 1000)
     start = now - 9 * DAY_MS
-    records = list(feed.generate(n, users=USERS, seed=seed, start_ms=start, span_ms=8 * DAY_MS))
+    records = list(
+        feed.generate(n, users=USERS, seed=seed, start_ms=start, span_ms=8 * DAY_MS, invites=INVITE_SHARE)
+    )
     rng = random.Random(seed)
     placed = [(float(i), r) for i, r in enumerate(records)]
     for i, r in enumerate(records):

@@ -117,7 +117,11 @@ def on_promise(
     if fraud and not terms.registered_ts <= fraud[0] <= terms.registered_ts + rules.fraud_window_ms:
         record["fraud"] = fraud = None  # flagged before it registered, or after the window: not this one
     if fraud:
+        # flagged before the promise reached this key: what the invitee had reached before the flag
+        # (by event time) activates first, so that the order of arrival does not matter; then all goes
         out.count(terms.day, terms.channel, FLAGGED)
+        if not held:
+            _open(tx, record, terms, terms.registered_ts, rules, timers, out)
         _take_back(tx, record, terms, fraud[0], fraud[1], out, held_prefix)
     elif held:
         record["st"] = "held"
@@ -172,6 +176,9 @@ def _evaluate(
             reached = early.messages_reached(tx, p, core, since, rules.full_messages, rules.full_groups)
         if reached is None or reached >= deadline:
             continue
+        fraud = record.get("fraud")
+        if fraud and reached > fraud[0]:
+            continue  # reached only after the flag: nothing activates later
         at = max(reached, start)
         why = "the invitee logged in" if half == 1 else "the invitee is active in groups"
         _settle(record, terms, names, ACTIVATED, at, terms.event_id, why, out, settled)

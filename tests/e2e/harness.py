@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("message", "like", "login", "activity", "member")
+SOURCES = ("message", "like", "login", "activity", "member", "invite", "decision")
 OUTPUTS = ("points", "badges", "deadletter")
 
 
@@ -76,6 +76,8 @@ class Topics:
             "STREAM_TOPIC_LOGINS": self.source("login"),
             "STREAM_TOPIC_ACTIVITIES": self.source("activity"),
             "STREAM_TOPIC_MEMBERS": self.source("member"),
+            "STREAM_TOPIC_INVITES": self.source("invite"),
+            "STREAM_TOPIC_INVITE_DECISIONS": self.source("decision"),
             # A private rules topic: a version one test publishes must not reach another test's workers.
             "STREAM_TOPIC_RULES": f"{self.prefix}.rules",
         }
