@@ -357,14 +357,19 @@ def _observe(batch: Batch, seconds: float, routed: str = "") -> None:
         metrics.DEADLETTERS.labels(reason).inc(n)
     awards: Counter[tuple[str, str]] = Counter()
     points: Counter[str] = Counter()
+    taken_back: Counter[str] = Counter()  # revocations: a counter never goes down
     now = time.time()
     latency = metrics.LATENCY.observe
     for out, rule, kind, amount in batch.awards:
         awards[(rule, kind)] += 1
-        if amount:
+        if amount > 0:
             points[rule] += amount
+        elif amount < 0:
+            taken_back[rule] -= amount
         latency(max(0.0, now - out.source.timestamp_ms / 1000))
     for (rule, kind), n in awards.items():
         metrics.AWARDS.labels(rule, kind).inc(n)
     for rule, n in points.items():
         metrics.POINTS.labels(rule).inc(n)
+    for rule, n in taken_back.items():
+        metrics.POINTS_TAKEN_BACK.labels(rule).inc(n)

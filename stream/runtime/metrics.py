@@ -11,6 +11,9 @@ EVENTS = Counter("stream_events", "Input records processed, by topic and outcome
 IGNORED = Counter("stream_events_ignored", "Events that counted for nothing, by reason", ["reason"])
 AWARDS = Counter("stream_awards", "Awards emitted, by rule (or badge) and kind", ["rule", "kind"])
 POINTS = Counter("stream_points", "Points granted, by rule", ["rule"])
+POINTS_TAKEN_BACK = Counter(
+    "stream_points_taken_back", "Points taken back by revocations (negative awards), by rule", ["rule"]
+)
 DEADLETTERS = Counter("stream_deadletters", "Records sent to the dead-letter topic, by reason", ["reason"])
 LATENCY = Histogram(
     "stream_event_to_award_seconds",
