@@ -106,7 +106,13 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "ts": epochs,
     },
     "member": {"user_id": ids, "team_id": ids, "joined_at": epochs},
-    "decision": {"event_id": ids, "invitee_id": ids, "decision": st.sampled_from(DECISIONS), "ts": epochs, "operator": ids},
+    "decision": {
+        "event_id": ids,
+        "invitee_id": ids,
+        "decision": st.sampled_from(DECISIONS),
+        "ts": epochs,
+        "operator": ids,
+    },
 }
 OPTIONAL = {
     "decision": {"operator"},
