@@ -1,4 +1,5 @@
-"""Run the worker and its helpers from the command line: ``stream worker | demo | feed | rules | explain | report``."""
+"""Run the worker and its helpers from the command line: ``stream worker | demo | feed | rules | explain |
+report | invites``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from stream.runtime.kafka_config import KafkaSecurityError, check_security
 from stream.settings import Settings, settings_help
@@ -22,10 +24,18 @@ commands:
   explain USER [--limit N]      why a user has the points they have: balance, latest awards, task
                                 progress, what stopped points this week (asks the query API)
   report economy [--week W]     a week's points per user, points by rule, active users, board winners
+  report invites [--from D] [--to D]
+                                the invitation funnel per channel of the registrations of those days
+                                (default: the last 7), with the cost per fully activated invitee
+  invites pending               the invitations waiting for an operator (daily limit or budget reached)
+  invites approve|reject INVITEE [--operator NAME] [--force]
+                                send an operator's decision on a waiting invitation to
+                                STREAM_TOPIC_INVITE_DECISIONS (refused unless INVITEE is waiting, or --force)
 
-explain and report ask the query API at --api URL, else STREAM_API_URL, else the local worker
-(http://STREAM_WEB_HOST:STREAM_WEB_PORT). Exit status: 0 answered, 1 unknown user (or another refusal),
-3 the API unreachable or unavailable (503 after 5 attempts).
+explain, report and invites pending ask the query API at --api URL, else STREAM_API_URL, else the local
+worker (http://STREAM_WEB_HOST:STREAM_WEB_PORT); invites approve|reject ask it too, to check that the
+invitee waits. Exit status: 0 answered (or the decision sent), 1 unknown user, an invitee not waiting, or
+another refusal, 3 the API or Kafka unreachable or unavailable (503 after 5 attempts).
 
 settings (environment variables):
 """
@@ -93,7 +103,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     economy.add_argument("--api", default=None, metavar="URL", help=api_help)
     economy.add_argument("--json", action="store_true", help="print the raw JSON of /economy/{week}")
+    funnel = report_sub.add_parser("invites", help="the invitation funnel per channel, with the cost")
+    funnel.add_argument(
+        "--from",
+        dest="first",
+        type=_day,
+        default=None,
+        metavar="DATE",
+        help="first registration day, YYYY-MM-DD (default: 6 days before --to)",
+    )
+    funnel.add_argument(
+        "--to",
+        dest="last",
+        type=_day,
+        default=None,
+        metavar="DATE",
+        help="last registration day, inclusive (default: today, STREAM_TIMEZONE)",
+    )
+    funnel.add_argument("--api", default=None, metavar="URL", help=api_help)
+    funnel.add_argument("--json", action="store_true", help="print the raw JSON of /invites/funnel")
+    invites = sub.add_parser("invites", help="invitations waiting for an operator: list, approve, reject")
+    invites_sub = invites.add_subparsers(dest="invites_command", required=True)
+    pending = invites_sub.add_parser("pending", help="the invitations waiting for an operator")
+    pending.add_argument("--api", default=None, metavar="URL", help=api_help)
+    pending.add_argument("--json", action="store_true", help="print the raw JSON of /invites/pending")
+    for decision, what in (("approve", "follows the normal path from now"), ("reject", "its rewards expire")):
+        cmd = invites_sub.add_parser(decision, help=f"{decision} a waiting invitation ({what})")
+        cmd.add_argument("invitee", type=_ident, help="the invitee's user id")
+        cmd.add_argument(
+            "--operator",
+            type=_ident,
+            default=None,
+            metavar="NAME",
+            help="who decides, for the audit trail (default: your login name)",
+        )
+        cmd.add_argument(
+            "--force",
+            action="store_true",
+            help="send even if the query API does not list the invitee as waiting",
+        )
+        cmd.add_argument("--api", default=None, metavar="URL", help=api_help)
     return parser
+
+
+def _day(text: str) -> str:
+    from stream.runtime.invites_view import parse_day
+
+    if parse_day(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23")
+    return text
+
+
+def _ident(text: str) -> str:
+    from stream.runtime.decisions import MAX_ID
+
+    if not text or len(text) > MAX_ID:
+        raise argparse.ArgumentTypeError(f"an id is 1 to {MAX_ID} characters")
+    return text
 
 
 def _week(text: str) -> str:
@@ -108,31 +174,56 @@ EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 3
 
 
-def run_query(settings: Settings, args: argparse.Namespace) -> None:
-    """Run ``stream explain`` or ``stream report``: ask the query API, print the answer."""
+def _query_text(client: Any, settings: Settings, args: argparse.Namespace) -> str:
+    """Ask the query API what the command needs and return the text to print."""
     import time
 
     import orjson
 
-    from stream.client import ApiError, Client, NotFound, Unavailable, Unreachable, api_url
+    from stream import report
     from stream.explain import explain, fetch
-    from stream.report import economy_json, format_economy, last_week
+
+    if args.command == "explain":
+        if args.json:
+            got = fetch(client, args.user, limit=args.limit)
+            return orjson.dumps(
+                {"user": got["user"], "ledger": got["ledger"]}, option=orjson.OPT_INDENT_2
+            ).decode()
+        return explain(client, args.user, limit=args.limit, timezone=settings.timezone)
+    if args.command == "invites":
+        body = report.pending_json(client)
+        return body.decode() if args.json else report.format_pending(orjson.loads(body), settings.timezone)
+    if args.report_command == "invites":
+        first, last = report.default_days(args.first, args.last, int(time.time() * 1000), settings.timezone)
+        if first > last:
+            raise report.BadRange(f"--from {first} is after --to {last}")
+        body = report.funnel_json(client, first, last)
+        return body.decode() if args.json else report.format_funnel(orjson.loads(body))
+    week = args.week or report.last_week(int(time.time() * 1000), settings.timezone)
+    body = report.economy_json(client, week)
+    return body.decode() if args.json else report.format_economy(orjson.loads(body), settings.timezone)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    if args.command == "explain":
+        return "explain"
+    if args.command == "invites":
+        return f"invites {args.invites_command}"
+    return f"report {args.report_command}"
+
+
+def run_query(settings: Settings, args: argparse.Namespace) -> None:
+    """Run ``stream explain``, ``stream report`` or ``stream invites pending``: ask the query API, print."""
+    from stream.client import ApiError, Client, NotFound, Unavailable, Unreachable, api_url
+    from stream.report import BadRange
 
     client = Client(api_url(settings, args.api))
-    name = "explain" if args.command == "explain" else f"report {args.report_command}"
+    name = _command_name(args)
     try:
-        if args.command == "explain":
-            if args.json:
-                got = fetch(client, args.user, limit=args.limit)
-                text = orjson.dumps(
-                    {"user": got["user"], "ledger": got["ledger"]}, option=orjson.OPT_INDENT_2
-                ).decode()
-            else:
-                text = explain(client, args.user, limit=args.limit, timezone=settings.timezone)
-        else:
-            week = args.week or last_week(int(time.time() * 1000), settings.timezone)
-            body = economy_json(client, week)
-            text = body.decode() if args.json else format_economy(orjson.loads(body), settings.timezone)
+        text = _query_text(client, settings, args)
+    except BadRange as exc:
+        print(f"stream {name}: {exc}", file=sys.stderr)
+        sys.exit(2)
     except NotFound as exc:
         print(f"stream {name}: {exc} (asked {client.base_url})", file=sys.stderr)
         sys.exit(EXIT_REFUSED)
@@ -143,6 +234,48 @@ def run_query(settings: Settings, args: argparse.Namespace) -> None:
         print(f"stream {name}: {exc}", file=sys.stderr)
         sys.exit(EXIT_REFUSED)
     print(text)
+
+
+def run_decision(settings: Settings, args: argparse.Namespace) -> None:
+    """Run ``stream invites approve|reject INVITEE``: check that it waits, then send the decision to Kafka.
+
+    The check asks the query API's ``/invites/pending``: an invitee it does not list is refused (exit 1)
+    unless ``--force``. When the API cannot answer, the decision is sent anyway with a warning (the
+    workers ignore a decision for an invitee with nothing waiting).
+    """
+    from stream.client import ApiError, Client, api_url
+    from stream.runtime import decisions
+
+    name = f"stream invites {args.invites_command}"
+    client = Client(api_url(settings, args.api))
+    try:
+        waiting = client.get("/invites/pending").get("pending", [])
+    except ApiError as exc:
+        print(
+            f"{name}: warning: could not check that {args.invitee!r} waits ({exc}); sending anyway",
+            file=sys.stderr,
+        )
+    else:
+        if not any(row.get("invitee") == args.invitee for row in waiting):
+            why = (
+                f"{args.invitee!r} is not waiting for an operator (not in {client.base_url}/invites/pending)"
+            )
+            if not args.force:
+                print(f"{name}: {why}; nothing sent (--force sends it anyway)", file=sys.stderr)
+                sys.exit(EXIT_REFUSED)
+            print(f"{name}: warning: {why}; sending anyway (--force)", file=sys.stderr)
+    operator = args.operator or decisions.default_operator()
+    record = decisions.decision_record(args.invitee, args.invites_command, operator, decisions.now_ms())
+    try:
+        sent = decisions.send_decision(settings, record)
+    except decisions.DecisionError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    done = "approved" if args.invites_command == "approve" else "rejected"
+    print(
+        f"{done} {args.invitee}: decision {record['event_id']} by {operator or '(unnamed)'} written to "
+        f"{sent.topic} [partition {sent.partition}, offset {sent.offset}]"
+    )
 
 
 def run_worker(settings: Settings) -> None:
@@ -192,7 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = _parser().parse_args(argv)
     settings = Settings()
-    if args.command in ("explain", "report"):
+    if args.command in ("explain", "report") or (
+        args.command == "invites" and args.invites_command == "pending"
+    ):
         run_query(settings, args)  # HTTP only: no Kafka settings to check
         return
     logging.basicConfig(
@@ -210,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         run_demo(settings, events=args.events, seconds=args.seconds, days=args.days)
     elif args.command == "rules":
         run_rules(settings, args)
+    elif args.command == "invites":
+        run_decision(settings, args)
     elif args.command == "feed":
         from stream.demo import run_feed
 

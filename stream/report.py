@@ -1,8 +1,10 @@
-"""``stream report economy --week W``: a week's points economy from the query API's ``/economy/{week}``.
+"""``stream report economy|invites`` and ``stream invites pending``: reports from the query API.
 
-``format_economy`` is pure: the report's JSON in, text out. It prints the distribution of the points each
-user earned in the week against seed 000's 200-300 band, the points by rule, the active users per day,
-and each weekly board's winner with its top 3.
+``format_economy`` is pure: the report's JSON (``/economy/{week}``) in, text out. It prints the
+distribution of the points each user earned in the week against seed 000's 200-300 band, the points by
+rule, the active users per day, and each weekly board's winner with its top 3. ``format_funnel``
+(``/invites/funnel``) prints the invitation funnel per channel with the cost per fully activated invitee;
+``format_pending`` (``/invites/pending``) the invitations that wait for an operator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from stream.client import Client
@@ -124,3 +127,101 @@ def format_economy(report: Mapping[str, Any], timezone: str) -> str:
         format_boards(report, timezone),
     ]
     return "\n\n".join("\n".join(part) for part in parts)
+
+
+# --- stream report invites and stream invites pending ------------------------------------------------------
+
+FUNNEL_COLUMNS = (  # (stage in the API's funnel, column title)
+    ("invited", "invites"),
+    ("registered", "registrations"),
+    ("held", "held"),
+    ("activated_half", "half"),
+    ("activated_full", "full"),
+    ("retained", "retained"),
+    ("flagged", "flags"),
+    ("expired", "expired"),
+    ("points_paid", "points paid"),
+)
+FUNNEL_LEGEND = (
+    "half: halves activated (2 an invitee at most) · full: invitees with every half activated",
+    "retained: active on day 7 or later (the rules' retention_day) · flags: flagged as fraud in the window",
+    "expired: pending awards that lapsed or were rejected · points paid: net of take-backs",
+    "cost/full: points paid per fully activated invitee",
+)
+
+
+class BadRange(ValueError):
+    """The days asked for do not make a range (the first after the last)."""
+
+
+def default_days(first: str | None, last: str | None, now_ms: int, timezone: str) -> tuple[str, str]:
+    """Return the registration days of ``stream report invites``: ``last`` default today, ``first`` 6 days before."""
+    end = (
+        date.fromisoformat(last) if last else datetime.fromtimestamp(now_ms / 1000, ZoneInfo(timezone)).date()
+    )
+    start = date.fromisoformat(first) if first else end - timedelta(days=6)
+    return start.isoformat(), end.isoformat()
+
+
+def funnel_json(client: Client, first: str, last: str) -> bytes:
+    """Return the body of ``/invites/funnel?from=..&to=..`` as the API sent it (raises ``ApiError``)."""
+    return client.get_bytes(f"/invites/funnel?{urlencode({'from': first, 'to': last})}")
+
+
+def pending_json(client: Client) -> bytes:
+    """Return the body of ``/invites/pending`` as the API sent it (raises ``ApiError``)."""
+    return client.get_bytes("/invites/pending")
+
+
+def cost_per_full(paid: int, full: int) -> str:
+    """Return the points paid per fully activated invitee, ``-`` when none."""
+    return f"{paid / full:,.1f}" if full else "-"
+
+
+def _funnel_row(name: str, stages: Mapping[str, Any]) -> list[str]:
+    values = [int(stages.get(stage, 0)) for stage, _title in FUNNEL_COLUMNS]
+    paid, full = int(stages.get("points_paid", 0)), int(stages.get("activated_full", 0))
+    return [name, *(f"{n:,}" for n in values), cost_per_full(paid, full)]
+
+
+def format_funnel(report: Mapping[str, Any]) -> str:
+    """Return the text of ``stream report invites`` from the JSON of ``/invites/funnel``."""
+    first, last = report.get("from", "?"), report.get("to", "?")
+    title = f"Invitation funnel of the registrations of {first} .. {last} (by registration day)"
+    channels: Mapping[str, Mapping[str, Any]] = report.get("channels") or {}
+    if not channels:
+        return f"{title}\n\nNo invitation in these days."
+    total: dict[str, int] = {}
+    for stages in channels.values():
+        for stage, n in stages.items():
+            total[stage] = total.get(stage, 0) + int(n)
+    rows = [["channel", *(column for _stage, column in FUNNEL_COLUMNS), "cost/full"]]
+    rows.extend(_funnel_row(name, stages) for name, stages in sorted(channels.items()))
+    rows.append(_funnel_row("total", total))
+    right = frozenset(range(1, len(rows[0])))
+    return "\n".join([title, "", *table(rows, right=right), "", *FUNNEL_LEGEND])
+
+
+def format_pending(report: Mapping[str, Any], timezone: str) -> str:
+    """Return the text of ``stream invites pending`` from the JSON of ``/invites/pending``."""
+    rows: list[Mapping[str, Any]] = report.get("pending") or []
+    if not rows:
+        return "No invitation waits for an operator."
+    table_rows = [["invitee", "inviter", "channel", "registered", "reason", "points"]]
+    table_rows.extend(
+        [
+            str(row["invitee"]),
+            str(row["inviter"]),
+            str(row["channel"]),
+            format_time(int(row["registered"]), timezone),
+            str(row["reason"]),
+            f"{int(row['points']):,}",
+        ]
+        for row in rows
+    )
+    points = sum(int(row["points"]) for row in rows)
+    head = (
+        f"{plural(len(rows), 'invitation')} waiting for an operator, {plural(points, 'point')} promised "
+        f"(registered: {timezone} time; stream invites approve|reject INVITEE):"
+    )
+    return "\n".join([head, *table(table_rows, right=frozenset({5}))])

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     api_url: str | None = Field(
         None,
         alias="STREAM_API_URL",
-        description="query API that stream explain and stream report ask (any worker's URL); unset: "
+        description="query API that stream explain, report and invites ask (any worker's URL); unset: "
         "http://STREAM_WEB_HOST:STREAM_WEB_PORT, with 127.0.0.1 in place of 0.0.0.0 or ::",
     )
     rules_file: Path | None = Field(None, alias="STREAM_RULES_FILE", description="the rules YAML")

@@ -32,6 +32,7 @@ import faust
 from faust.types import TP
 
 from stream.domains.economy import BAND, week_points
+from stream.domains.invitations import PAID
 from stream.engine.layout import StateFormatError
 from stream.engine.processor import IGNORED
 from stream.pipeline import Batch, Output, Pipeline, Record
@@ -357,14 +358,52 @@ def _observe(batch: Batch, seconds: float, routed: str = "") -> None:
         metrics.DEADLETTERS.labels(reason).inc(n)
     awards: Counter[tuple[str, str]] = Counter()
     points: Counter[str] = Counter()
+    taken_back: Counter[str] = Counter()  # revocations: a counter never goes down
     now = time.time()
     latency = metrics.LATENCY.observe
     for out, rule, kind, amount in batch.awards:
         awards[(rule, kind)] += 1
-        if amount:
+        if amount > 0:
             points[rule] += amount
+        elif amount < 0:
+            taken_back[rule] -= amount
         latency(max(0.0, now - out.source.timestamp_ms / 1000))
     for (rule, kind), n in awards.items():
         metrics.AWARDS.labels(rule, kind).inc(n)
     for rule, n in points.items():
         metrics.POINTS.labels(rule).inc(n)
+    for rule, n in taken_back.items():
+        metrics.POINTS_TAKEN_BACK.labels(rule).inc(n)
+    if batch.invites or batch.invite_rejected or batch.budget or batch.invite_late:
+        _observe_invites(batch)
+
+
+def _observe_invites(batch: Batch) -> None:
+    """Record a batch's invitation funnel, points paid and taken back, rejections, budgets, late activity."""
+    stages: Counter[tuple[str, str]] = Counter()
+    paid: Counter[str] = Counter()
+    taken_back: Counter[str] = Counter()
+    for _day, channel, stage, n in batch.invites:
+        if stage != PAID:
+            stages[(channel, stage)] += n
+        elif n > 0:
+            paid[channel] += n
+        elif n < 0:
+            taken_back[channel] -= n
+    for (channel, stage), n in stages.items():
+        metrics.INVITE_FUNNEL.labels(channel, stage).inc(n)
+    for channel, n in paid.items():
+        metrics.INVITE_POINTS_PAID.labels(channel).inc(n)
+    for channel, n in taken_back.items():
+        metrics.INVITE_POINTS_TAKEN_BACK.labels(channel).inc(n)
+    for (channel, reason), n in Counter(batch.invite_rejected).items():
+        metrics.INVITE_REJECTED.labels(channel, reason).inc(n)
+    latest: dict[str, tuple[int, int]] = {}
+    for month, promised, budget in batch.budget:  # a month's promises only grow: its largest is the latest
+        if month not in latest or promised >= latest[month][0]:
+            latest[month] = (promised, budget)
+    for month, (promised, budget) in latest.items():
+        metrics.INVITE_BUDGET_PROMISED.labels(month).set(promised)
+        metrics.INVITE_BUDGET_BURNT.labels(month).set(promised / budget if budget > 0 else 1.0)
+    if batch.invite_late:
+        metrics.INVITE_LATE.inc(batch.invite_late)

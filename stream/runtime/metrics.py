@@ -11,6 +11,9 @@ EVENTS = Counter("stream_events", "Input records processed, by topic and outcome
 IGNORED = Counter("stream_events_ignored", "Events that counted for nothing, by reason", ["reason"])
 AWARDS = Counter("stream_awards", "Awards emitted, by rule (or badge) and kind", ["rule", "kind"])
 POINTS = Counter("stream_points", "Points granted, by rule", ["rule"])
+POINTS_TAKEN_BACK = Counter(
+    "stream_points_taken_back", "Points taken back by revocations (negative awards), by rule", ["rule"]
+)
 DEADLETTERS = Counter("stream_deadletters", "Records sent to the dead-letter topic, by reason", ["reason"])
 LATENCY = Histogram(
     "stream_event_to_award_seconds",
@@ -49,4 +52,39 @@ WEEKLY_POINTS = Histogram(
 BAND_SHARE = Gauge(
     "stream_weekly_points_band_share",
     "Share of users inside seed 000's 200-300 band in the latest closed week, on this worker's partitions",
+)
+INVITE_FUNNEL = Counter(
+    "stream_invite_funnel",
+    "Invitation funnel counts by channel and stage (invited, verified, registered, held, activated_half, "
+    "activated_full, retained, flagged, expired)",
+    ["channel", "stage"],
+)
+INVITE_POINTS_PAID = Counter(
+    "stream_invite_points_paid",
+    "Invitation reward points that counted (activated or granted), by channel",
+    ["channel"],
+)
+INVITE_POINTS_TAKEN_BACK = Counter(
+    "stream_invite_points_taken_back",
+    "Invitation reward points taken back (revoked after a fraud flag), by channel",
+    ["channel"],
+)
+INVITE_REJECTED = Counter(
+    "stream_invite_rejected",
+    "Registrations that earned nothing, by channel and reason (self_invite, duplicate_registration, ...)",
+    ["channel", "reason"],
+)
+INVITE_BUDGET_PROMISED = Gauge(
+    "stream_invite_budget_promised_points",
+    "Invitation points promised in a month against its budget (reported by the worker owning the month)",
+    ["month"],
+)
+INVITE_BUDGET_BURNT = Gauge(
+    "stream_invite_budget_burnt_ratio",
+    "Share of a month's invitation budget promised (1 = reached: new registrations wait for approval)",
+    ["month"],
+)
+INVITE_LATE = Counter(
+    "stream_invite_late",
+    "Invitee activity that would have activated a half but came after its window's end had fired",
 )

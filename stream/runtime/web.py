@@ -1,5 +1,8 @@
 """Serve the HTTP views: health, rules, users and their ledgers, groups, teams, boards, the economy, routing.
 
+The invitation views (what waits for an operator, the funnel, budgets) are in stream/runtime/web_invites.py;
+a user's invitations are the ``invites`` object of ``/users/{id}`` (stream/runtime/invites_view.py).
+
 /metrics is served by Faust's Prometheus sensor setup (see stream/runtime/app.py).
 """
 
@@ -19,8 +22,11 @@ from stream.domains.messages import board_owner, group_owner, team_owner
 from stream.domains.partition import RANKING, rank_key
 from stream.domains.team import team_view
 from stream.engine import ledger
+from stream.engine.layout import CORE, SEPARATOR, new_core
 from stream.engine.view import ledger_view, user_view
+from stream.runtime import invites_view
 from stream.runtime.routing import Router, RouteUnavailable, owned_by, unavailable
+from stream.runtime.web_invites import register_invite_views
 
 if TYPE_CHECKING:
     from stream.runtime.app import Worker
@@ -77,10 +83,24 @@ def register_views(worker: Worker) -> None:
     @owned_by(worker, lambda user_id: user_id.encode())
     async def user(self: web.View, request: web.Request, partition: int, user_id: str) -> web.Response:
         rules = book.at(now_ms())
-        view = user_view(lambda k: cache.get(partition, k), user_id.encode(), rules, calendar, now_ms())
+
+        def get(key: bytes) -> Any:
+            return cache.get(partition, key)
+
+        def scan(prefix: bytes) -> Any:
+            return cache.scan(partition, prefix)
+
+        view = user_view(get, user_id.encode(), rules, calendar, now_ms())
+        if view is None and invites_view.has_invites(get, scan, user_id):
+            # known only through an invitation so far (e.g. a held invitee who never logged in)
+            core_key = user_id.encode() + SEPARATOR + CORE
+            view = user_view(
+                lambda k: new_core() if k == core_key else get(k), user_id.encode(), rules, calendar, now_ms()
+            )
         if view is None:
             return self.json({"error": f"unknown user {user_id!r}"}, status=404)
         view["challenges"] = await _challenges(view, rules)
+        view["invites"] = invites_view.user_invites(get, scan, user_id)
         return self.json({"user_id": user_id, **view})
 
     async def _challenges(view: dict[str, Any], rules: Any) -> list[dict[str, Any]]:
@@ -236,6 +256,8 @@ def register_views(worker: Worker) -> None:
 
     def _rules_of_week(week: str) -> Any:
         return worker.pipeline.rules_of_week(week)[0]
+
+    register_invite_views(worker, router)
 
     @app.page("/routing")
     async def routing(self: web.View, request: web.Request) -> web.Response:

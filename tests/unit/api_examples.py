@@ -205,3 +205,49 @@ ECONOMY: dict[str, Any] = {
         "most_valuable_contributor": {"closed": False, "winner": None, "ranking": []},
     },
 }
+
+# /invites/pending: invitations waiting for an operator, by registration time
+# (tests/unit/runtime/test_invites_view.py checks the views answer this shape)
+INVITES_PENDING: dict[str, Any] = {
+    "pending": [
+        {
+            "invitee": "u000913",
+            "inviter": "u000172",
+            "channel": "poster",
+            "registered": 1795374000000,  # 2026-11-23 03:00:00 in Shanghai
+            "reason": "daily_limit",
+            "points": 40,
+            "event_id": "inv-20931",
+        },
+        {
+            "invitee": "u001204",
+            "inviter": "u000455",
+            "channel": "link",
+            "registered": 1795464123000,  # 2026-11-24 04:02:03
+            "reason": "budget",
+            "points": 1250,
+            "event_id": "inv-21177",
+        },
+    ],
+    "count": 2,
+    "points": 1290,
+}
+
+_STAGES = ("invited", "verified", "registered", "held", "activated_half", "activated_full", "retained")
+
+
+def _funnel(*counts: int) -> dict[str, int]:
+    return dict(zip((*_STAGES, "flagged", "expired", "points_paid"), counts, strict=True))
+
+
+# /invites/funnel?from=2026-11-16&to=2026-11-22
+INVITES_FUNNEL: dict[str, Any] = {
+    "from": "2026-11-16",
+    "to": "2026-11-22",
+    "channels": {
+        "link": _funnel(120, 90, 80, 3, 130, 50, 31, 2, 56, 1180),
+        "poster": _funnel(40, 10, 9, 0, 8, 3, 1, 1, 12, 54),
+        "qr": _funnel(5, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    },
+    "total": _funnel(165, 100, 89, 3, 138, 53, 32, 3, 68, 1234),
+}

@@ -1,5 +1,7 @@
 """The command line: help lists every setting, an invalid rules file stops the worker naming the field,
-``stream explain`` and ``stream report economy`` against a fake query API."""
+``stream explain``, ``stream report economy|invites`` and ``stream invites pending`` against a fake query
+API, and ``stream invites approve|reject`` refusing an invitee that does not wait (sending one is tested
+against the real broker in tests/e2e/test_invites_cli.py)."""
 
 from __future__ import annotations
 
@@ -115,6 +117,8 @@ def fake_api() -> Iterator[_FakeApi]:
             "/rules": (200, api_examples.RULES),
             "/economy/2026-W47": (200, api_examples.ECONOMY),
             "/economy/2026-W46": (503, {"error": "partitions answered [0], not all 4: rebalancing, retry"}),
+            "/invites/pending": (200, api_examples.INVITES_PENDING),
+            "/invites/funnel?from=2026-11-16&to=2026-11-22": (200, api_examples.INVITES_FUNNEL),
         }
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -197,3 +201,78 @@ def test_report_economy_refuses_a_week_that_is_not_an_iso_week(capsys: pytest.Ca
 def test_report_economy_defaults_to_last_week(fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     _run(["report", "economy", "--api", fake_api.url], capsys)
     assert fake_api.paths == [f"/economy/{last_week(int(time.time() * 1000), Settings().timezone)}"]
+
+
+# --- stream report invites, stream invites pending|approve|reject -------------------------------------------
+
+
+def test_help_lists_the_invitation_commands() -> None:
+    result = _stream("--help")
+    for line in ("report invites [--from D] [--to D]", "invites pending", "invites approve|reject INVITEE"):
+        assert line in result.stdout
+
+
+def test_report_invites_prints_the_funnel_or_the_raw_json(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["report", "invites", "--from", "2026-11-16", "--to", "2026-11-22", "--api", fake_api.url]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert out.startswith("Invitation funnel of the registrations of 2026-11-16 .. 2026-11-22")
+    assert "  total " in out
+    code, out, _ = _run([*argv, "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == api_examples.INVITES_FUNNEL
+    assert fake_api.paths == ["/invites/funnel?from=2026-11-16&to=2026-11-22"] * 2
+
+
+def test_report_invites_refuses_bad_days(fake_api: _FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["report", "invites", "--from", "2026-11-31", "--api", fake_api.url], capsys)
+    assert code == 2
+    assert "'2026-11-31' is not a date like 2026-11-23" in err
+    argv = ["report", "invites", "--from", "2026-11-22", "--to", "2026-11-16", "--api", fake_api.url]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert err == "stream report invites: --from 2026-11-22 is after --to 2026-11-16\n"
+    assert fake_api.paths == []
+
+
+def test_invites_pending_prints_the_table_or_the_raw_json(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_TIMEZONE", "UTC")
+    code, out, _ = _run(["invites", "pending", "--api", fake_api.url], capsys)
+    assert code == 0
+    assert out.splitlines()[0].startswith("2 invitations waiting for an operator, 1,290 points promised")
+    assert out.splitlines()[2].split()[:5] == ["u000913", "u000172", "poster", "2026-11-22", "19:00:00"]
+    code, out, _ = _run(["invites", "pending", "--json", "--api", fake_api.url], capsys)
+    assert json.loads(out) == api_examples.INVITES_PENDING
+
+
+def test_invites_pending_without_a_worker_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["invites", "pending", "--api", "http://127.0.0.1:1"], capsys)
+    assert code == 3
+    assert "cannot reach the query API at http://127.0.0.1:1/invites/pending" in err
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_decision_for_an_invitee_that_does_not_wait_is_refused_before_kafka(
+    fake_api: _FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, decision: str
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens: Kafka is never asked
+    started = time.monotonic()
+    code, out, err = _run(["invites", decision, "u000999", "--api", fake_api.url], capsys)
+    assert code == 1 and out == ""
+    assert err == (
+        f"stream invites {decision}: 'u000999' is not waiting for an operator "
+        f"(not in {fake_api.url}/invites/pending); nothing sent (--force sends it anyway)\n"
+    )
+    assert fake_api.paths == ["/invites/pending"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_decision_needs_an_invitee_id_of_the_schemas_length(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["invites", "approve", "x" * 257], capsys)
+    assert code == 2 and "an id is 1 to 256 characters" in err
+    code, _, err = _run(["invites", "reject", "u1", "--operator", ""], capsys)
+    assert code == 2 and "an id is 1 to 256 characters" in err

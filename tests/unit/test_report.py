@@ -1,4 +1,5 @@
-"""``stream report economy``'s text, from an example answer of ``/economy/{week}`` (tests/unit/api_examples.py)."""
+"""``stream report economy|invites`` and ``stream invites pending``: their text, from example answers of
+``/economy/{week}``, ``/invites/funnel`` and ``/invites/pending`` (tests/unit/api_examples.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stream.report import (
+    cost_per_full,
+    default_days,
     format_boards,
     format_days,
     format_distribution,
     format_economy,
+    format_funnel,
+    format_pending,
     format_rules,
     last_week,
 )
-from tests.unit.api_examples import ECONOMY, TZ
+from tests.unit.api_examples import ECONOMY, INVITES_FUNNEL, INVITES_PENDING, TZ
 
 
 def _ms(*args: int, tz: str = TZ) -> int:
@@ -89,3 +94,66 @@ def test_the_whole_report() -> None:
 )
 def test_last_week_is_the_iso_week_before_now_in_the_zone(now: int, tz: str, week: str) -> None:
     assert last_week(now, tz) == week
+
+
+# --- stream report invites and stream invites pending ------------------------------------------------------
+
+
+def test_the_invitation_funnel_per_channel_with_the_cost_per_fully_activated_invitee() -> None:
+    lines = format_funnel(INVITES_FUNNEL).splitlines()
+    assert (
+        lines[0] == "Invitation funnel of the registrations of 2026-11-16 .. 2026-11-22 (by registration day)"
+    )
+    assert lines[2].split() == [
+        "channel",
+        "invites",
+        "registrations",
+        "held",
+        "half",
+        "full",
+        "retained",
+        "flags",
+        "expired",
+        "points",
+        "paid",
+        "cost/full",
+    ]
+    assert [line.split() for line in lines[3:7]] == [
+        ["link", "120", "80", "3", "130", "50", "31", "2", "56", "1,180", "23.6"],
+        ["poster", "40", "9", "0", "8", "3", "1", "1", "12", "54", "18.0"],
+        ["qr", "5", "0", "0", "0", "0", "0", "0", "0", "0", "-"],  # nobody fully activated: no cost
+        ["total", "165", "89", "3", "138", "53", "32", "3", "68", "1,234", "23.3"],
+    ]
+    assert len({len(line) for line in lines[2:7]}) == 1  # numbers aligned right
+    assert lines[8].startswith("half: halves activated")
+    empty = format_funnel({"from": "2026-12-01", "to": "2026-12-07", "channels": {}, "total": {}})
+    assert empty.endswith("\n\nNo invitation in these days.")
+
+
+def test_cost_per_full_activation() -> None:
+    assert cost_per_full(1180, 50) == "23.6"
+    assert cost_per_full(12345, 1) == "12,345.0"
+    assert cost_per_full(-20, 0) == "-"
+
+
+def test_the_waiting_invitations_table_in_local_time() -> None:
+    lines = format_pending(INVITES_PENDING, TZ).splitlines()
+    assert lines[0] == (
+        "2 invitations waiting for an operator, 1,290 points promised "
+        "(registered: Asia/Shanghai time; stream invites approve|reject INVITEE):"
+    )
+    assert lines[1].split() == ["invitee", "inviter", "channel", "registered", "reason", "points"]
+    assert lines[2].split() == ["u000913", "u000172", "poster", "2026-11-23", "03:00:00", "daily_limit", "40"]
+    assert lines[3].split() == ["u001204", "u000455", "link", "2026-11-24", "04:02:03", "budget", "1,250"]
+    assert format_pending(INVITES_PENDING, "UTC").splitlines()[2].split()[3:5] == ["2026-11-22", "19:00:00"]
+    assert (
+        format_pending({"pending": [], "count": 0, "points": 0}, TZ) == "No invitation waits for an operator."
+    )
+
+
+def test_the_default_days_are_the_week_up_to_today_in_the_zone() -> None:
+    now = _ms(2026, 11, 23, 0, 30)  # Monday just after midnight in Shanghai, still Sunday in UTC
+    assert default_days(None, None, now, TZ) == ("2026-11-17", "2026-11-23")
+    assert default_days(None, None, now, "UTC") == ("2026-11-16", "2026-11-22")
+    assert default_days("2026-11-01", None, now, TZ) == ("2026-11-01", "2026-11-23")
+    assert default_days(None, "2026-11-10", now, TZ) == ("2026-11-04", "2026-11-10")
