@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from stream import feed
 from stream.client import ApiError, Client, local_url, segment
 from stream.explain import explain, iso_week
-from stream.report import economy_json, format_economy, last_week
+from stream.report import default_days, economy_json, format_economy, format_funnel, funnel_json, last_week
 from stream.rules import RulesError, load_rules
 from stream.runtime.kafka_config import librdkafka_config
 from stream.runtime.topics import TopicError, ensure_topics
@@ -208,7 +208,8 @@ def _interesting(user: dict[str, object]) -> int:
 
 def _explain_and_report(settings: Settings, points: Counter[str]) -> None:
     """Print ``stream explain`` of a user who earned awards (the one with the most kinds of ignored events
-    and caps this week, to show them) and ``stream report economy`` of last week, from this worker's API."""
+    and caps this week, to show them), ``stream report economy`` of last week and ``stream report
+    invites`` of the last 7 days, from this worker's API."""
     client = Client(local_url(settings))
     try:
         chosen, best = None, -1
@@ -222,6 +223,9 @@ def _explain_and_report(settings: Settings, points: Counter[str]) -> None:
         week = last_week(int(time.time() * 1000), settings.timezone)
         print(f"\n$ stream report economy --week {week}")
         print(format_economy(orjson.loads(economy_json(client, week)), settings.timezone))
+        first, last = default_days(None, None, int(time.time() * 1000), settings.timezone)
+        print(f"\n$ stream report invites --from {first} --to {last}")
+        print(format_funnel(orjson.loads(funnel_json(client, first, last))))
     except ApiError as exc:
         print(f"stream demo: the query API did not answer: {exc}", file=sys.stderr)
 

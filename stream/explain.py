@@ -317,6 +317,44 @@ def format_stopped(user: Mapping[str, Any], rules_json: Mapping[str, Any] | None
     return lines
 
 
+WAITING_FOR = {
+    "login": "the invitee's first login",
+    "activity": "the invitee's messages in groups",
+    "operator": "an operator's approval (stream invites pending)",
+}
+
+
+def format_invites(user: Mapping[str, Any], timezone: str) -> list[str]:
+    """Return the user's pending invitation rewards and invitees, or nothing when it has none."""
+    invites = user.get("invites") or {}
+    pending = invites.get("pending") or []
+    invitees = invites.get("invitees") or []
+    own = invites.get("invitation")
+    if not pending and not invitees and not own:
+        return []
+    lines = ["Invitations:"]
+    if own:
+        lines.append(
+            f"  invited by {own.get('inviter')} ({own.get('channel')}), registered "
+            f"{format_time(int(own.get('registered') or 0), timezone)}: {own.get('status')}"
+            + (", flagged as fraud" if own.get("flagged") else "")
+        )
+    for award in pending:
+        deadline = award.get("deadline")
+        until = f" until {format_time(int(deadline), timezone)}" if deadline else ""
+        lines.append(
+            f"  pending {plural(int(award.get('points') or 0), 'point')} ({award.get('rule')}, "
+            f"invitee {award.get('invitee')}): waits for {WAITING_FOR.get(award.get('waiting_for'), '?')}{until}"
+        )
+    if invitees:
+        full = sum(1 for entry in invitees if entry.get("fully_activated"))
+        lines.append(
+            f"  {plural(len(invitees), 'invitee')}, {full} fully activated"
+            + (", squad badge earned" if invites.get("squad") else "")
+        )
+    return lines
+
+
 def format_explain(
     user: Mapping[str, Any],
     ledger: Mapping[str, Any],
@@ -330,5 +368,6 @@ def format_explain(
         format_ledger(ledger, timezone),
         format_progress(user, now_rules),
         format_stopped(user, rules, timezone),
+        format_invites(user, timezone),
     ]
-    return "\n\n".join("\n".join(part) for part in parts)
+    return "\n\n".join("\n".join(part) for part in parts if part)

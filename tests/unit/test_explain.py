@@ -199,3 +199,48 @@ def test_the_whole_explanation_has_its_four_parts_in_order() -> None:
     assert [part.splitlines()[0].split()[0] for part in parts] == ["User", "Latest", "Tasks", "What"]
     # without the rules (an older worker, /rules refused): still readable
     assert "beyond the daily limit counted for nothing" in format_explain(USER, LEDGER, None, TZ)
+
+
+def test_pending_invitation_rewards_are_explained_with_their_deadlines() -> None:
+    from stream.explain import format_invites
+
+    user = {
+        "invites": {
+            "pending": [
+                {
+                    "rule": "invite_inviter",
+                    "points": 5,
+                    "invitee": "a",
+                    "deadline": 1795968000000,
+                    "waiting_for": "login",
+                },
+                {
+                    "rule": "invite_inviter",
+                    "points": 10,
+                    "invitee": "b",
+                    "deadline": None,
+                    "waiting_for": "operator",
+                },
+            ],
+            "invitees": [
+                {"invitee": "a", "fully_activated": True},
+                {"invitee": "b", "fully_activated": False},
+            ],
+            "invitation": {
+                "inviter": "zed",
+                "channel": "link",
+                "registered": 1795363200000,
+                "status": "open",
+            },
+            "squad": False,
+        }
+    }
+    lines = format_invites(user, "Asia/Shanghai")
+    assert lines[0] == "Invitations:"
+    assert "invited by zed (link)" in lines[1] and lines[1].endswith(": open")
+    assert (
+        "pending 5 points (invite_inviter, invitee a): waits for the invitee's first login until" in lines[2]
+    )
+    assert "waits for an operator's approval" in lines[3] and "until" not in lines[3]
+    assert lines[4] == "  2 invitees, 1 fully activated"
+    assert format_invites({"invites": {"pending": [], "invitees": [], "invitation": None}}, "UTC") == []
