@@ -11,10 +11,11 @@ A plain second implementation of SPEC's "Invitation rewards" over the whole reco
   both within ``activation_days`` of registering (event time);
 - a half not activated expires once the invitee's partition has seen an event more than the grace past
   the deadline: the model takes the latest event time of each partition over the whole traffic, which
-  the workers reach too once everything is processed (the invitees' own activity comes long before);
+  the workers reach too once everything is processed (they store each partition's event time, so a
+  deadline already passed fires when it is scheduled; the invitees' own activity comes long before);
 - a ``fraud_flagged`` within the fraud window takes back what counted (``revoked``) and expires what was
-  pending; the squad badge goes to an inviter with ``squad_size`` fully activated invitees not flagged
-  before the last of them activated (by event time).
+  pending (what the invitee reached after the flag never activates); the squad badge goes to an inviter
+  with ``squad_size`` invitees that fully activated, flagged later or not.
 
 The chaos traffic has no second level (its invitees never invite: the model refuses it), no budget and
 no channel multipliers (the model refuses them), so none of those orders matter.
@@ -150,18 +151,9 @@ class InviteModel:
                     awards[(user, rule)] += 1  # expired
             if full_ts is not None and not (flagged and flag < full_ts):  # type: ignore[operator]
                 full_at[r.inviter].append((full_ts, flag if flagged else None))
-        squads = set()
+        # invitees that ever fully activated: a later flag takes back points, not the squad
         need = spec.get("squad_size", 3)
-        for inviter, fulls in full_at.items():
-            moments = sorted(
-                [(ts, 1) for ts, _ in fulls] + [(flag, -1) for _, flag in fulls if flag is not None]
-            )
-            count = 0
-            for _, change in moments:
-                count += change
-                if count >= need:
-                    squads.add(inviter)
-                    break
+        squads = {inviter for inviter, fulls in full_at.items() if len(fulls) >= need}
         return points, awards, squads
 
     def _first_login(self, r: _Registration) -> int | None:

@@ -170,7 +170,7 @@ def generate(
                     follow.append((later[1 + m], k, "message", invitee, message))
         if irng.random() < _FRAUD_SHARE:
             fraud = {"event_id": f"{prefix}if{k}", "type": "fraud_flagged", **base}
-            follow.append((later[-1], k, "invite", inviter, fraud))
+            follow.append((later[-1] + 1 + n // 40, k, "invite", inviter, fraud))  # well after its activity
         follow.sort(key=lambda f: (f[0], f[1]))
 
     for i in range(n):

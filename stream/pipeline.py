@@ -267,7 +267,7 @@ class Pipeline:
             invited = self._invite_step(part, tx, event, outcome)
         except BaseException:
             tx.rollback()
-            part.timers.next_due = None  # read again: the rolled back writes may have moved it
+            part.timers.forget()  # read again: the rolled back writes may have moved them
             raise
         if tx.commit():
             batch.last[record.partition] = record
@@ -332,6 +332,7 @@ class Pipeline:
         if kind is Message or kind is Login or kind is Like or kind is Activity or kind is Invite:
             timers = part.timers
             ts: int = event.ts  # type: ignore[union-attr]
+            timers.observe(tx, ts)
             if timers.next_due is None or ts > timers.next_due:
                 outs.extend(self.invites.steps.on_timers(tx, timers, ts, part.prefix))
         if not outs:
@@ -351,10 +352,15 @@ class Pipeline:
                 part.timers,
                 part.prefix,
             )
-            settled = self.invites.settle(tx, part, [out]) if out is not None else None
+            if out is not None:  # an approval schedules a deadline the partition may have passed
+                outs = [
+                    out,
+                    *self.invites.steps.on_timers(tx, part.timers, part.timers.watermark(tx), part.prefix),
+                ]
+            settled = self.invites.settle(tx, part, outs) if out is not None else None
         except BaseException:
             tx.rollback()
-            part.timers.next_due = None
+            part.timers.forget()
             raise
         if tx.commit():
             batch.last[record.partition] = record
@@ -401,9 +407,11 @@ class Pipeline:
     ) -> tuple[list[Any], str]:
         book, calendar = self.engine.book, self.engine.calendar
         if type(message) is Invitation:
-            settled = self.invites.settle(
-                tx, part, [self.invites.steps.on_step(tx, message, part.timers, part.prefix)]
-            )
+            timers = part.timers
+            done = self.invites.steps.on_step(tx, message, timers, part.prefix)
+            # a deadline it scheduled may be passed already by the partition's events: fire it now
+            fired = self.invites.steps.on_timers(tx, timers, timers.watermark(tx), part.prefix)
+            settled = self.invites.settle(tx, part, [done, *fired])
             messages, settled.messages = settled.messages, []
             self.invites.emit(self, record, settled, batch, part.partition)
             return list(messages), APPLIED

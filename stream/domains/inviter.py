@@ -291,7 +291,12 @@ def _full(
         return  # a replay, or activated again after a take-back (never)
     entry["full"] = change
     summary = tx.edit(summary_key(terms.inviter))
-    summary["full"] = summary.get("full", 0) + change
+    if change == 1:
+        # invitees that ever fully activated: a later fraud flag takes back points, not the squad, so
+        # whether the badge is earned does not depend on the order flags and activations arrive in
+        summary["full"] = summary.get("full", 0) + 1
+    else:
+        summary["taken_back"] = summary.get("taken_back", 0) + 1
     if change == 1:
         if summary["full"] >= rules.squad_size and not summary.get("squad"):
             summary["squad"] = 1

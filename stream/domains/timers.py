@@ -2,7 +2,9 @@
 
 An invitee who never comes back sends no event that could expire its rewards, so deadlines are indexed
 per partition and fire on any event of the partition whose time passes them (its watermark), never on
-the wall clock. The index is bucketed by day (``\\0p\\0<n>\\0x:<day ordinal>``: a list of
+the wall clock. The watermark is stored (``\\0p\\0<n>\\0xw``): a deadline scheduled after the partition's
+events have already passed it fires at once, so when it fires does not depend on the order in which
+a partition's events and an invitation's steps arrive. The index is bucketed by day (``\\0p\\0<n>\\0x:<day ordinal>``: a list of
 ``[due, kind, key]``), with the ordered list of non-empty buckets in ``\\0p\\0<n>\\0xs``; the earliest due
 time is remembered in memory, so an event that fires nothing costs one comparison.
 """
@@ -23,7 +25,26 @@ class Timers:
     def __init__(self, prefix: bytes) -> None:
         self.index_key = prefix + b"xs"
         self.bucket_prefix = prefix + b"x:"
+        self.watermark_key = prefix + b"xw"
         self.next_due: int | None = None  # None: not read since the partition was assigned
+        self._watermark: int | None = None  # the latest event time seen (None: not read yet)
+
+    def watermark(self, tx: Transaction) -> int:
+        """Return the partition's event time: the latest ``ts`` of its own events (0 before any)."""
+        if self._watermark is None:
+            self._watermark = int(tx.get(self.watermark_key) or 0)
+        return self._watermark
+
+    def observe(self, tx: Transaction, ts: int) -> None:
+        """Advance the partition's event time to ``ts`` (stored: a timer scheduled later fires at once)."""
+        if ts > self.watermark(tx):
+            self._watermark = ts
+            tx.set(self.watermark_key, ts)
+
+    def forget(self) -> None:
+        """Read the earliest due time and the watermark again (after a rolled back transaction)."""
+        self.next_due = None
+        self._watermark = None
 
     def _bucket(self, ordinal: int) -> bytes:
         return self.bucket_prefix + str(ordinal).encode()

@@ -395,3 +395,22 @@ def test_balance_never_counts_pending_or_expired(user: str) -> None:
     c = Cluster()
     c.register("alice", "bob", D0)
     assert c.core(user)["points"] == c.balance(user) == 0
+
+
+def test_a_deadline_the_partition_has_passed_already_fires_when_scheduled() -> None:
+    c = Cluster()
+    other = next(
+        u
+        for u in (f"x{i}" for i in range(100))
+        if partition_for(u.encode(), PARTITIONS) == partition_for(b"bob", PARTITIONS)
+    )
+    c.login("bob", D0 + 2 * HOUR, settle=False)
+    c.register("alice", "bob", D0 + HOUR, settle=False)
+    c.login(other, D0 + 10 * DAY, settle=False)  # bob's partition passes the deadline before the promise
+    c.settle()
+    statuses = sorted((a[0], a[2]) for a in c.invite_awards())
+    assert statuses == sorted(
+        [("alice", "pending")] * 2
+        + [("bob", "pending")] * 2
+        + [("alice", "activated"), ("bob", "activated"), ("alice", "expired"), ("bob", "expired")]
+    )
