@@ -256,10 +256,14 @@ class BatchFlusher:
             self.faults.reached("durable")
             self._apply(batch, written)
             self.faults.reached("applied")
-            if batch.reported:
-                self._observe_economy(batch.reported)
             self.pipeline.trim()
-            _observe(batch, time.perf_counter() - started, self.pipeline.topics.routed)
+            try:  # the batch is durable and applied: a failure to count it must not stop the worker
+                if batch.reported:
+                    self._observe_economy(batch.reported)
+                _observe(batch, time.perf_counter() - started, self.pipeline.topics.routed)
+            except Exception:
+                log.exception("recording a flushed batch in the metrics failed (the batch itself is done)")
+                metrics.METRICS_ERRORS.inc()
 
     def _observe_economy(self, reported: list[tuple[int, str]]) -> None:
         """Observe each user's points of weeks now closed everywhere, per partition (one scan each)."""

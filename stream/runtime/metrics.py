@@ -88,3 +88,8 @@ INVITE_LATE = Counter(
     "stream_invite_late",
     "Invitee activity that would have activated a half but came after its window's end had fired",
 )
+
+METRICS_ERRORS = Counter(
+    "stream_metrics_errors",
+    "Flushed batches whose recording in the metrics failed (logged; the batch is done)",
+)
