@@ -44,7 +44,7 @@ from stream.engine import ledger
 from stream.engine.awards import COUNTING_STATUSES, BadgeAward, PointAward
 from stream.engine.credits import Credit
 from stream.engine.layout import CORE, StateFormatError, new_core, prefix
-from stream.engine.processor import APPLIED, IGNORED, TOO_LATE, Engine, Outcome
+from stream.engine.processor import APPLIED, DUPLICATE, IGNORED, TOO_LATE, Engine, Outcome
 from stream.events import (
     Activity,
     Event,
@@ -329,7 +329,12 @@ class Pipeline:
         kind = type(event)
         if outcome.invitee:
             outs.append(self.invites.steps.on_activity(tx, event.user_id, event.ts))  # type: ignore[union-attr]
-        if kind is Message or kind is Login or kind is Like or kind is Activity or kind is Invite:
+        status = outcome.status
+        if (
+            (kind is Message or kind is Login or kind is Like or kind is Activity or kind is Invite)
+            and status != TOO_LATE
+            and status != DUPLICATE
+        ):  # a dead letter or a redelivery moves nothing
             timers = part.timers
             ts: int = event.ts  # type: ignore[union-attr]
             timers.observe(tx, ts)

@@ -189,21 +189,29 @@ class Engine:
             _levels(core, rules, out, award.user_id, award.team_id, award.source_event_id, award.ts)
         return out.badges
 
+    def _admit(
+        self, event_id: str, ts: int, tx: Transaction, p: bytes, core: dict[str, Any] | None
+    ) -> tuple[Outcome | None, Day, bytes]:
+        """Return why an event is refused (past the retention, seen before) or None, its day and fingerprint."""
+        day = self.calendar.day_of(ts)
+        if core is not None and day.end_ms + self.book.retention_ms <= core["wm"]:
+            return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention"), day, b""
+        fp = fingerprint(event_id)
+        if core is not None and seen_before(tx, p, core, fp, self.calendar):
+            return Outcome(status=DUPLICATE), day, fp
+        return None, day, fp
+
     def _invite(
         self, event: Invite, tx: Transaction, p: bytes, core_key: bytes, core: dict[str, Any] | None
     ) -> Outcome:
         """Apply an ``im.invites`` event on the inviter's key (de-duplicated like any event)."""
         ts = event.ts
-        day = self.calendar.day_of(ts)
-        retention = self.book.retention_ms
-        if core is not None and day.end_ms + retention <= core["wm"]:
-            return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
-        fp = fingerprint(event.event_id)
-        if core is not None and seen_before(tx, p, core, fp, self.calendar):
-            return Outcome(status=DUPLICATE)
+        refused, day, fp = self._admit(event.event_id, ts, tx, p, core)
+        if refused is not None:
+            return refused
         fresh = core is None or not core["wm"]
         core = tx.edit(core_key, new_core)
-        advance(tx, p, core, day, ts, retention, self.calendar)
+        advance(tx, p, core, day, ts, self.book.retention_ms, self.calendar)
         day_record = tx.edit(p + day.day_key)
         seen = day_record.get(SEEN)
         day_record[SEEN] = (seen if seen is not None else Fingerprints()).plus(fp)
@@ -228,18 +236,14 @@ class Engine:
         late: Callable[[str], bool],
     ) -> Outcome:
         ts = event.ts
-        day = self.calendar.day_of(ts)
-        retention = self.book.retention_ms
-        if core is not None and day.end_ms + retention <= core["wm"]:
-            return Outcome(status=TOO_LATE, reason=f"day {day.name} is past the retention")
-        fp = fingerprint(event.event_id)
-        if core is not None and seen_before(tx, p, core, fp, self.calendar):
-            return Outcome(status=DUPLICATE)
+        refused, day, fp = self._admit(event.event_id, ts, tx, p, core)
+        if refused is not None:
+            return refused
         fresh = core is None or not core["wm"]
         core = tx.edit(core_key, new_core)
         d0 = core["d0"]
         new_day = day.ordinal > d0 or not (core["dm"] >> (d0 - day.ordinal)) & 1
-        advance(tx, p, core, day, ts, retention, self.calendar)
+        advance(tx, p, core, day, ts, self.book.retention_ms, self.calendar)
         rules = self.book.at(ts)
         ctx = _Context(self, rules, tx, p, core, day, event)
         out = ctx.out

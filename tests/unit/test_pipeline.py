@@ -820,7 +820,10 @@ def test_trim_keeps_unflushed_changes() -> None:
     assert changed_users(batch) == {b"u1", b"u2", b"u5"}
     # and the partitions' economy and the users' ledgers, stored when the batch is taken
     stored_at_the_end = {key for key in batch.changes if key.startswith(b"\x00p\x00") or b"\x00l:" in key}
-    assert set(batch.changes) - stored_at_the_end == dirty
+    # (the partitions' event times, \0p\0<n>\0xw, are written by the events themselves)
+    assert set(batch.changes) - stored_at_the_end == {
+        key for key in dirty if not key.startswith(b"\x00p\x00")
+    }
     pipeline.trim()
     assert len(worker.cache.values) == 1
 
