@@ -512,6 +512,12 @@ class Pipeline:
             tx.commit()
             batch.last.setdefault(partition, record)
         self._ledger.clear()
+        for partition, part in self._partitions.items():
+            latest = batch.last.get(partition)
+            if part.timers.unsaved and latest is not None:
+                tx = self.cache.begin(partition)
+                part.timers.save(tx)
+                tx.commit()
         for (partition, week), (by_rule, active, record) in self._economy.items():
             tx = self.cache.begin(partition)
             self.partition(partition).economy(tx, week, by_rule, active)

@@ -28,23 +28,36 @@ class Timers:
         self.watermark_key = prefix + b"xw"
         self.next_due: int | None = None  # None: not read since the partition was assigned
         self._watermark: int | None = None  # the latest event time seen (None: not read yet)
+        self.unsaved = False  # the watermark moved since it was stored
 
     def watermark(self, tx: Transaction) -> int:
         """Return the partition's event time: the latest ``ts`` of its own events (0 before any)."""
         if self._watermark is None:
-            self._watermark = int(tx.get(self.watermark_key) or 0)
+            stored = tx.get(self.watermark_key)
+            self._watermark = int(stored["wm"]) if stored else 0
         return self._watermark
 
     def observe(self, tx: Transaction, ts: int) -> None:
-        """Advance the partition's event time to ``ts`` (stored: a timer scheduled later fires at once)."""
+        """Advance the partition's event time to ``ts`` (in memory: ``save`` stores it once per batch)."""
         if ts > self.watermark(tx):
             self._watermark = ts
-            tx.set(self.watermark_key, ts)
+            self.unsaved = True
+
+    def save(self, tx: Transaction) -> None:
+        """Store the partition's event time, so a timer scheduled after a restart fires at once.
+
+        Stored as a mapping, like every other state value: a bare integer value broke the chaos suite's
+        scale-out fault (awards lost and repeated when partitions moved; cause not found, see issue 8's note).
+        """
+        if self.unsaved and self._watermark is not None:
+            tx.set(self.watermark_key, {"wm": self._watermark})
+            self.unsaved = False
 
     def forget(self) -> None:
         """Read the earliest due time and the watermark again (after a rolled back transaction)."""
         self.next_due = None
         self._watermark = None
+        self.unsaved = False
 
     def _bucket(self, ordinal: int) -> bytes:
         return self.bucket_prefix + str(ordinal).encode()
