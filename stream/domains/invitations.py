@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.core.state import Transaction
 from stream.engine.awards import (
     ACTIVATED,
     COUNTING_STATUSES,
@@ -28,6 +29,7 @@ from stream.engine.awards import (
     PointAward,
     award_id,
 )
+from stream.engine.layout import CORE, SEPARATOR, team_of
 
 BUDGET = b"\x00v\x00"
 
@@ -52,6 +54,12 @@ INVITED, REGISTERED, HALF, FULL, RETAINED, FLAGGED, PAID = (
     "points_paid",
 )
 STAGES = (INVITED, "verified", REGISTERED, "held", HALF, FULL, RETAINED, FLAGGED, "expired", PAID)
+
+
+def user_team(tx: Transaction, user: str) -> str | None:
+    """Return a user's team from its core record (None: no state, or no team known)."""
+    core = tx.get(user.encode() + SEPARATOR + CORE)
+    return None if core is None else team_of(core)
 
 
 def budget_owner(month: str) -> bytes:

@@ -33,6 +33,7 @@ from stream.domains.invitations import (
     Terms,
     part_award,
     part_reason,
+    user_team,
 )
 from stream.domains.timers import Timers
 from stream.engine.awards import ACTIVATED, EXPIRED, PENDING, REVOKED
@@ -54,14 +55,6 @@ def record_key(user: str) -> bytes:
 def _core(tx: Transaction, user: str) -> dict[str, Any] | None:
     core: dict[str, Any] | None = tx.get(user.encode() + SEPARATOR + CORE)
     return core
-
-
-def _team(core: dict[str, Any] | None) -> str | None:
-    if core is None:
-        return None
-    roster = core["roster"]
-    team: str | None = core["team"] or (roster[0] if roster else None)
-    return team
 
 
 def on_register(tx: Transaction, step: Invitation, calendar: Calendar, version: str) -> InviteOut:
@@ -102,7 +95,7 @@ def on_promise(
     record = tx.edit(key)
     body = step.body
     terms = Terms.of(record)
-    team = _team(_core(tx, terms.invitee)) or body.get("team") or "unknown"
+    team = user_team(tx, terms.invitee) or body.get("team") or "unknown"
     record["team"] = team
     amounts = {"i1": body["i"][0], "i2": body["i"][1], "w1": body["w"][0], "w2": body["w"][1]}
     record["parts"] = {part: [amounts[part], PENDING] for part in PARTS}

@@ -31,6 +31,7 @@ from stream.domains.invitations import (
     halves,
     part_award,
     part_reason,
+    user_team,
 )
 from stream.domains.invitee import record_key as invitee_record_key
 from stream.engine.awards import (
@@ -43,7 +44,7 @@ from stream.engine.awards import (
     PointAward,
     award_id,
 )
-from stream.engine.layout import CORE, SEPARATOR
+from stream.engine.layout import SEPARATOR
 from stream.engine.periods import LIFETIME, Calendar
 from stream.events import Invite
 from stream.rules.invites import InviteRules
@@ -62,15 +63,6 @@ def entry_key(inviter: str, invitee: str) -> bytes:
 def summary_key(inviter: str) -> bytes:
     """Return the key of an inviter's summary."""
     return inviter.encode() + SEPARATOR + SUMMARY
-
-
-def _team(tx: Transaction, user: str) -> str | None:
-    core = tx.get(user.encode() + SEPARATOR + CORE)
-    if core is None:
-        return None
-    roster = core["roster"]
-    team: str | None = core["team"] or (roster[0] if roster else None)
-    return team
 
 
 def on_event(
@@ -162,7 +154,7 @@ def _credit(
     inviter_points = math.floor(rules.tier_points(n) * multiplier)
     welcome_points = math.floor(rules.welcome_points * multiplier)
     entry["n"] = n
-    entry["team"] = _team(tx, terms.inviter) or "unknown"
+    entry["team"] = user_team(tx, terms.inviter) or "unknown"
     entry["amounts"] = [list(halves(inviter_points)), list(halves(welcome_points))]
     entry["dl"] = terms.registered_ts + rules.window_ms  # the halves' deadline (unless held)
     if days[terms.day] > rules.daily_limit:
@@ -349,7 +341,7 @@ def on_second(tx: Transaction, step: Invitation) -> tuple[InviteOut, list[PointA
     award = PointAward(
         award_id=ident,
         user_id=step.to,
-        team_id=_team(tx, step.to) or "unknown",
+        team_id=user_team(tx, step.to) or "unknown",
         points=points,
         rule=SECOND_LEVEL_RULE,
         period=terms.day,

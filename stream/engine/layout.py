@@ -60,6 +60,13 @@ def new_core() -> dict[str, Any]:
     }
 
 
+def team_of(core: dict[str, Any]) -> str | None:
+    """Return a user's team: the one its own events carry, else its roster's (None: unknown)."""
+    roster = core["roster"]
+    team: str | None = core["team"] or (roster[0] if roster else None)
+    return team
+
+
 def decode_value(key: bytes, raw: bytes) -> Any:
     """Decode one stored value: JSON, and for a day's record its seen fingerprints after a NUL byte."""
     json, nul, packed = raw.partition(b"\x00")  # JSON never holds a raw NUL: orjson escapes control bytes

@@ -19,7 +19,7 @@ from stream.engine.awards import BadgeAward, PointAward, award_id
 from stream.engine.credits import Credit
 from stream.engine.facts import ACTOR, Fact, credit_fact, make_facts
 from stream.engine.fingerprints import Fingerprints, fingerprint
-from stream.engine.layout import CORE, FORMAT, IGNORED_TAG, SEEN, SEPARATOR, check_core, new_core
+from stream.engine.layout import CORE, FORMAT, IGNORED_TAG, SEEN, SEPARATOR, check_core, new_core, team_of
 from stream.engine.migrate import migrate_legacy
 from stream.engine.periods import LIFETIME, Calendar, Day
 from stream.engine.reasons import per_fact_reason, threshold_reason
@@ -133,8 +133,7 @@ class Engine:
         if done in record:
             return Outcome(status=DUPLICATE)
         record[done] = 1
-        roster = core["roster"]
-        team = core["team"] or (roster[0] if roster else "")
+        team = team_of(core) or ""
         out = Outcome()
         source = f"{grant.rule}:{grant.identity}:{grant.period}"
         if grant.points:
@@ -316,8 +315,7 @@ class _Context:
         if type(event) is Credit:
             self.source: str = event.source_event_id
             # The receiver's team when known (own events, else the roster); else the sender's, in the award only.
-            roster = core["roster"]
-            team = core["team"] or (roster[0] if roster else None)
+            team = team_of(core)
             self.team: str = team if team is not None else event.team_id
         else:
             self.source = event.event_id

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream.engine import ledger
-from stream.engine.layout import CORE, COUNT, DISTINCT, DONE, IGNORED_TAG, PAID, prefix
+from stream.engine.layout import CORE, COUNT, DISTINCT, DONE, IGNORED_TAG, PAID, prefix, team_of
 from stream.engine.periods import Calendar, Day, week_of_day
 from stream.engine.processor import BOARD_TAG, GROUP_TAG, WEEK_POINTS
 from stream.rules.compiler import CompiledRules
@@ -97,7 +97,7 @@ def user_view(
     week_record = get(p + today.week_key) or {}
     month_record = get(p + today.month_key) or {}
     return {
-        "team_id": core["team"] or (roster[0] if roster else None),
+        "team_id": team_of(core),
         "points": core["points"],
         "balance": core["points"],
         "level": levels[min(core["level"], len(levels) - 1)],
