@@ -202,6 +202,23 @@ def part_award(
     return award
 
 
+def pending_awards(terms: Terms, amounts: dict[str, int], held: str | None, team: str) -> list[PointAward]:
+    """Return the pending awards of the parts promised (``amounts``: part -> points; 0 pays nothing)."""
+    why = HELD_REASONS.get(held or "", "promised at registration")
+    return [
+        part_award(
+            terms, part, PENDING, points, terms.registered_ts, team, part_reason(terms, part, PENDING, why)
+        )
+        for part, points in amounts.items()
+        if points
+    ]
+
+
+HELD_REASONS = {
+    "daily_limit": "waits for an operator (daily limit)",
+    "budget": "waits for an operator (budget)",
+}
+
 PART_NAMES = {
     "i1": "invitation reward, first half",
     "i2": "invitation reward, the rest",

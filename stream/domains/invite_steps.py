@@ -46,9 +46,9 @@ class InviteSteps:
         if kind == "settle":
             entry = tx.get(inviter.entry_key(step.to, step.invitee))
             rules = self.rules(entry["t"]) if entry is not None else self.rules(0)
-            return inviter.on_settle(tx, step, rules, self.calendar)[0]
+            return inviter.on_settle(tx, step, rules)
         if kind == "second":
-            return inviter.on_second(tx, step)[0]
+            return inviter.on_second(tx, step)
         if kind == "fraud":
             record = tx.get(invitee.record_key(step.invitee))
             known = record is not None and "t" in record

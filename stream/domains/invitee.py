@@ -28,11 +28,13 @@ from stream.domains.invitations import (
     PAID,
     PARTS,
     RETAINED,
+    WELCOME_PARTS,
     Invitation,
     InviteOut,
     Terms,
     part_award,
     part_reason,
+    pending_awards,
     user_team,
 )
 from stream.domains.timers import Timers
@@ -99,12 +101,9 @@ def on_promise(
     record["team"] = team
     amounts = {"i1": body["i"][0], "i2": body["i"][1], "w1": body["w"][0], "w2": body["w"][1]}
     record["parts"] = {part: [amounts[part], PENDING] for part in PARTS}
-    why = {"daily_limit": "waits for an operator (daily limit)", "budget": "waits for an operator (budget)"}
     held = body.get("held")
-    for part in ("w1", "w2"):
-        if amounts[part]:
-            reason = part_reason(terms, part, PENDING, why.get(held or "", "promised at registration"))
-            out.award(part_award(terms, part, PENDING, amounts[part], terms.registered_ts, team, reason))
+    for award in pending_awards(terms, {part: amounts[part] for part in WELCOME_PARTS}, held, team):
+        out.award(award)
     timers.schedule(tx, terms.registered_ts + rules.fraud_window_ms + rules.grace_ms, FINAL, terms.invitee)
     fraud = record.get("fraud")
     if fraud and not terms.registered_ts <= fraud[0] <= terms.registered_ts + rules.fraud_window_ms:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from stream.core.state import Transaction
@@ -31,6 +32,7 @@ from stream.domains.invitations import (
     halves,
     part_award,
     part_reason,
+    pending_awards,
     user_team,
 )
 from stream.domains.invitee import record_key as invitee_record_key
@@ -168,8 +170,6 @@ def _credit(
 
 
 def _days_ago(day: str, n: int) -> str:
-    from datetime import date, timedelta
-
     return (date.fromisoformat(day) - timedelta(days=n)).isoformat()
 
 
@@ -178,11 +178,8 @@ def _promise(entry: dict[str, Any], terms: Terms, held: str | None, out: InviteO
     (i1, i2), (w1, w2) = entry["amounts"]
     entry["st"] = "held" if held else "promised"
     entry["parts"] = {"i1": [i1, PENDING], "i2": [i2, PENDING]}
-    why = {"daily_limit": "waits for an operator (daily limit)", "budget": "waits for an operator (budget)"}
-    for part, points in (("i1", i1), ("i2", i2)):
-        if points:
-            reason = part_reason(terms, part, PENDING, why.get(held or "", "promised at registration"))
-            out.award(part_award(terms, part, PENDING, points, terms.registered_ts, entry["team"], reason))
+    for award in pending_awards(terms, {"i1": i1, "i2": i2}, held, entry["team"]):
+        out.award(award)
     body = {"i": [i1, i2], "w": [w1, w2], "held": held, "team": entry["team"]}
     out.messages.append(Invitation("promise", terms.invitee, terms.invitee, body))
 
@@ -219,16 +216,13 @@ def on_reserve(tx: Transaction, owner: bytes, step: Invitation) -> InviteOut:
     return out
 
 
-def on_settle(
-    tx: Transaction, step: Invitation, rules: InviteRules, calendar: Calendar
-) -> tuple[InviteOut, list[PointAward]]:
-    """Apply the invitee side's changes to the inviter's parts; return the out and the awards that count."""
+def on_settle(tx: Transaction, step: Invitation, rules: InviteRules) -> InviteOut:
+    """Apply the invitee side's changes to the inviter's parts (the runtime books those that count)."""
     out = InviteOut()
-    counted: list[PointAward] = []
     key = entry_key(step.to, step.invitee)
     current = tx.get(key)
     if current is None or "parts" not in current:
-        return out, counted
+        return out
     entry = tx.edit(key)
     terms = Terms.of(entry)
     parts = dict(entry["parts"])
@@ -255,7 +249,6 @@ def on_settle(
                 )
                 out.award(award)
                 if status in (ACTIVATED, REVOKED):
-                    counted.append(award)
                     out.count(terms.day, terms.channel, PAID, award.points)
         elif what == "approved":
             if entry["st"] == "held":
@@ -264,7 +257,7 @@ def on_settle(
         elif what == "full":
             _full(tx, entry, terms, status, ts, source, rules, out)
     entry["parts"] = parts
-    return out, counted
+    return out
 
 
 def _full(
@@ -316,7 +309,7 @@ def _full(
         out.messages.append(Invitation("second", entry["z"], terms.invitee, body))
 
 
-def on_second(tx: Transaction, step: Invitation) -> tuple[InviteOut, list[PointAward]]:
+def on_second(tx: Transaction, step: Invitation) -> InviteOut:
     """Grant (or revoke) the second-level bonus for an invitee of one of this user's invitees."""
     out = InviteOut()
     body = step.body
@@ -325,14 +318,14 @@ def on_second(tx: Transaction, step: Invitation) -> tuple[InviteOut, list[PointA
     terms = Terms.of(body)
     if body["on"] == 1:
         if current is not None:
-            return out, []
+            return out
         status, points, ident = GRANTED, body["pts"], award_id(SECOND_LEVEL_RULE, step.invitee, GRANTED)
         tx.set(key, {"st": GRANTED, "pts": points})
         revokes = None
         reason = f"second-level bonus: invitee {step.invitee} of {terms.inviter} fully activated"
     else:
         if current is None or current["st"] != GRANTED:
-            return out, []
+            return out
         status, points = REVOKED, -current["pts"]
         ident = award_id(SECOND_LEVEL_RULE, step.invitee, REVOKED)
         revokes = award_id(SECOND_LEVEL_RULE, step.invitee, GRANTED)
@@ -354,7 +347,7 @@ def on_second(tx: Transaction, step: Invitation) -> tuple[InviteOut, list[PointA
     )
     out.award(award)
     out.count(terms.day, terms.channel, PAID, points)
-    return out, [award]
+    return out
 
 
 __all__ = ["FULL", "entry_key", "on_budget", "on_event", "on_reserve", "on_second", "on_settle", "on_verdict"]
