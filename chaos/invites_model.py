@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -39,8 +38,6 @@ class _Registration:
     invitee: str
     ts: int
     day: str
-    n: int = 0
-    held: bool = False
 
 
 @dataclass
@@ -173,8 +170,3 @@ class InviteModel:
         if need_groups:
             reached = max(reached, firsts[need_groups - 1])
         return reached
-
-
-def day_name(local: date) -> str:
-    """Return the ISO day name of a local date."""
-    return local.isoformat()
