@@ -8,8 +8,7 @@ out of order; and, for any delivery order of the internal topic, the same awards
 from __future__ import annotations
 
 import itertools
-import random
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.state import MemoryStore, StateCache
 from stream.domains.invitations import part_award_id
-from stream.engine.layout import decode_value, encode_value
+from stream.engine.layout import decode_value
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
-from stream.pipeline import Output, Pipeline, Record, Topics, partition_for
+from stream.pipeline import Pipeline, Record, Topics, partition_for
 from stream.rules.versions import RuleBook
+from tests.unit.cluster import SimulatedCluster
 from tests.unit.support import parse
 
 TZ = "Asia/Shanghai"
@@ -59,23 +58,19 @@ def rules(invites: str = "") -> Any:
     return parse(BASE + (f"    invites: {invites}\n" if invites else ""))
 
 
-class Cluster:
-    """One pipeline over every partition, with the internal topic's partitions as queues."""
+class Cluster(SimulatedCluster):
+    """The cluster of tests/unit/cluster.py with the invitation topics and events."""
 
     def __init__(self, invites: str = "", seed: int | None = None) -> None:
-        self.store = MemoryStore()
-        self.cache = StateCache(self.store, decode_value, encode_value)
-        self.pipeline = Pipeline(
+        store, self.cache = self.state()
+        pipeline = Pipeline(
             Engine(RuleBook.of(rules(invites), ZoneInfo(TZ)), Calendar(TZ)),
             TOPICS,
             PARTITIONS,
             lambda: D0 + 60 * DAY,
             self.cache,
         )
-        self.offsets = itertools.count()
-        self.routed: dict[int, deque[Record]] = defaultdict(deque)
-        self.outputs: list[Output] = []
-        self.random = random.Random(seed) if seed is not None else None
+        super().__init__(pipeline, store, TOPICS, D0, seed)
         self.ids = itertools.count()
 
     # --- feeding ------------------------------------------------------------------------------------
@@ -116,39 +111,6 @@ class Cluster:
         doc = {"event_id": f"d{next(self.ids)}", "invitee_id": invitee, "decision": decision, "ts": ts}
         self.feed("src.decisions", invitee, doc)
 
-    def _run(self, records: list[Record]) -> None:
-        batch = self.pipeline.run(records)
-        for key, (partition, raw) in batch.changes.items():
-            self.store.write(partition, {key: raw})
-        for out in batch.outputs:
-            if out.topic == TOPICS.routed:
-                assert out.key is not None
-                partition = out.partition if out.partition is not None else partition_for(out.key, PARTITIONS)
-                self.routed[partition].append(
-                    Record(out.topic, partition, next(self.offsets), out.key, out.value, D0)
-                )
-            else:
-                self.outputs.append(out)
-
-    def settle(self) -> None:
-        """Deliver routed records until none is left (in order per partition; partitions interleaved)."""
-        while any(self.routed.values()):
-            ready = [p for p, queue in self.routed.items() if queue]
-            p = self.random.choice(ready) if self.random else ready[0]
-            queue = self.routed[p]
-            take = self.random.randint(1, len(queue)) if self.random else len(queue)
-            self._run([queue.popleft() for _ in range(take)])
-
-    # --- reading ------------------------------------------------------------------------------------
-
-    def awards(self) -> dict[str, dict[str, Any]]:
-        by_id: dict[str, dict[str, Any]] = {}
-        for out in self.outputs:
-            if out.topic in (TOPICS.points, TOPICS.badges):
-                value = orjson.loads(out.value or b"")
-                assert by_id.setdefault(value["award_id"], value) == value
-        return by_id
-
     def invite_awards(self, user: str | None = None) -> list[tuple[str, str, str, int]]:
         """Return (user, rule, status, points) of the invitation awards, sorted."""
         return sorted(
@@ -182,13 +144,6 @@ class Cluster:
 
     def badges(self, user: str) -> list[str]:
         return sorted(a["badge"] for a in self.awards().values() if a["user_id"] == user and "badge" in a)
-
-    def ignored(self) -> list[str]:
-        return [reason for reason in self.reasons if reason]
-
-    @property
-    def reasons(self) -> list[str]:
-        return []
 
 
 def pending(user: str, rule: str, points: int) -> tuple[str, str, str, int]:

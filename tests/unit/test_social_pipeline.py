@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.core.state import MemoryStore, StateCache
-from stream.engine.layout import decode_value, encode_value
 from stream.engine.periods import Calendar
 from stream.engine.processor import Engine
-from stream.pipeline import Output, Pipeline, Record, Topics, partition_for
+from stream.pipeline import Pipeline, Record, Topics, partition_for
 from stream.rules.versions import RuleBook
+from tests.unit.cluster import SimulatedCluster
 from tests.unit.support import parse
 
 TZ = "Asia/Shanghai"
@@ -63,63 +62,25 @@ TOPICS = Topics(
 )
 
 
-class Cluster:
-    """One pipeline over every partition, with the internal topic's partitions as queues."""
+class Cluster(SimulatedCluster):
+    """The cluster of tests/unit/cluster.py with the social rules and topics."""
 
     def __init__(self, seed: int | None = None) -> None:
-        self.store = MemoryStore()
-        cache = StateCache(self.store, decode_value, encode_value)
-        self.pipeline = Pipeline(
+        store, cache = self.state()
+        pipeline = Pipeline(
             Engine(RuleBook.of(RULES, ZoneInfo(TZ)), Calendar(TZ)),
             TOPICS,
             PARTITIONS,
             lambda: D0 + 60 * DAY,
             cache,
         )
-        self.offsets = itertools.count()
-        self.routed: dict[int, deque[Record]] = defaultdict(deque)
-        self.outputs: list[Output] = []
-        self.random = random.Random(seed) if seed is not None else None
+        super().__init__(pipeline, store, TOPICS, D0, seed)
 
     def feed(self, topic: str, doc: dict[str, Any] | None, user: str | None = None) -> None:
         user = user or (doc or {})["user_id"]
         key = user.encode()
         value = None if doc is None else orjson.dumps(doc)
         self._run([Record(topic, partition_for(key, PARTITIONS), next(self.offsets), key, value, D0)])
-
-    def _run(self, records: list[Record]) -> None:
-        batch = self.pipeline.run(records)
-        self.store_changes(batch.changes)
-        for out in batch.outputs:
-            if out.topic == TOPICS.routed:
-                assert out.key is not None
-                partition = out.partition if out.partition is not None else partition_for(out.key, PARTITIONS)
-                self.routed[partition].append(
-                    Record(out.topic, partition, next(self.offsets), out.key, out.value, D0)
-                )
-            else:
-                self.outputs.append(out)
-
-    def store_changes(self, changes: dict[bytes, tuple[int, bytes | None]]) -> None:
-        for key, (partition, raw) in changes.items():
-            self.store.write(partition, {key: raw})
-
-    def settle(self) -> None:
-        """Deliver routed records until none is left (in order per partition; partitions interleaved)."""
-        while any(self.routed.values()):
-            ready = [p for p, queue in self.routed.items() if queue]
-            p = self.random.choice(ready) if self.random else ready[0]
-            queue = self.routed[p]
-            take = self.random.randint(1, len(queue)) if self.random else len(queue)
-            self._run([queue.popleft() for _ in range(take)])
-
-    def awards(self) -> dict[str, dict[str, Any]]:
-        by_id: dict[str, dict[str, Any]] = {}
-        for out in self.outputs:
-            if out.topic in (TOPICS.points, TOPICS.badges):
-                value = orjson.loads(out.value or b"")
-                assert by_id.setdefault(value["award_id"], value) == value
-        return by_id
 
     def rules_points(self, rule: str) -> dict[str, int]:
         totals: dict[str, int] = defaultdict(int)
